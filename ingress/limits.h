@@ -22,6 +22,8 @@ struct Limits {
   // Keys are re-read from the writer this often, and at most this often on a miss.
   std::chrono::milliseconds keys_refresh_interval{5000};
   std::chrono::milliseconds keys_min_refetch_interval{500};
+  // Deadline of a key fetch (it waits for the writer's channel to connect).
+  std::chrono::milliseconds keys_fetch_deadline{1000};
 };
 
 }  // namespace mlc::ingress

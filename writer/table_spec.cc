@@ -9,6 +9,10 @@ int TableSpec::ColumnIndex(const std::string& column) const {
   return -1;
 }
 
+std::string FormatTimestamp(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
+}
+
 const TableSpec& FreshBooksEventsTable() {
   static const TableSpec* const kSpec = new TableSpec{
       "freshbooks_events",
@@ -28,6 +32,7 @@ const TableSpec& FreshBooksEventsTable() {
       },
       {"delivery_id"},
       "",
+      true,
       "FreshBooks webhook deliveries, one row per accepted delivery (source: ml-connector)",
   };
   return *kSpec;

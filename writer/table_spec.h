@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
+
 namespace mlc::writer {
 
 enum class SqlType { kString, kBigint, kBoolean, kDate, kTimestamp, kDecimal };
@@ -28,6 +30,9 @@ struct TableSpec {
   // When set, an existing row is replaced only if the incoming value of this
   // column is not older (last-write-wins by `updated_at`). Empty: always replace.
   std::string version_column;
+  // Rows are immutable history: an existing key is left as it is (first write
+  // wins), so replays leave the table byte-for-byte unchanged.
+  bool insert_only = false;
   std::string comment;
 
   // Index of `column` in `columns`, or -1.
@@ -38,6 +43,9 @@ struct TableSpec {
 // canonical text form of their type: BIGINT "123", BOOLEAN "true"/"false", DATE
 // "2026-11-26", TIMESTAMP "2026-11-26T12:00:00.000000Z", DECIMAL "12.50".
 using Row = std::vector<std::optional<std::string>>;
+
+// Canonical TIMESTAMP text: "2026-11-26T12:00:00.000000Z" (UTC, microseconds).
+std::string FormatTimestamp(absl::Time t);
 
 // freshbooks_events: one row per accepted delivery, keyed by delivery_id.
 const TableSpec& FreshBooksEventsTable();

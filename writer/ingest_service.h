@@ -1,0 +1,47 @@
+// Ingest: the gRPC service ingress calls. A thin adapter: it checks the internal
+// token, turns the proto into a journal Delivery, and finishes the call from the
+// journal's completion callback - so the answer (and ingress's 202) happens only
+// after the fsync that made the delivery durable. Uses gRPC's callback API, so a
+// submit waiting for its group commit holds no thread. Thread-safe.
+#pragma once
+
+#include <string>
+
+#include "common/clock.h"
+#include "common/metrics.h"
+#include "mlconnector/v1/ingest.grpc.pb.h"
+#include "writer/journal.h"
+#include "writer/pipeline.h"
+#include "writer/signing_keys.h"
+
+namespace mlc::writer {
+
+struct IngestMetrics {
+  Family<Counter>* submits = nullptr;  // {kind, outcome}
+  Histogram* submit_seconds = nullptr;  // receive -> durable
+};
+
+class IngestService final : public mlconnector::v1::Ingest::CallbackService {
+ public:
+  IngestService(std::string internal_token, Journal* journal, Pipeline* pipeline,
+                SigningKeys* keys, Clock* clock, IngestMetrics metrics);
+
+  grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
+                                   const mlconnector::v1::SubmitRequest* request,
+                                   mlconnector::v1::SubmitResponse* response) override;
+  grpc::ServerUnaryReactor* ListSigningKeys(
+      grpc::CallbackServerContext* ctx, const mlconnector::v1::ListSigningKeysRequest* request,
+      mlconnector::v1::ListSigningKeysResponse* response) override;
+
+ private:
+  bool Authorized(grpc::CallbackServerContext* ctx, const char* method);
+
+  const std::string internal_token_;
+  Journal* journal_;
+  Pipeline* pipeline_;
+  SigningKeys* keys_;
+  Clock* clock_;
+  IngestMetrics metrics_;
+};
+
+}  // namespace mlc::writer

@@ -1,0 +1,210 @@
+#include "writer/pipeline.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "writer/event_mapping.h"
+
+namespace mlc::writer {
+namespace {
+
+// Upper bound on one idle wait, so a missed notification costs at most this.
+constexpr absl::Duration kMaxIdleWait = absl::Seconds(1);
+
+}  // namespace
+
+Pipeline::Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* clock,
+                   BatchConfig batch, RetryConfig retry, PipelineMetrics metrics)
+    : journal_(journal),
+      sink_(sink),
+      hydrator_(hydrator),
+      clock_(clock),
+      batch_(batch),
+      retry_(retry),
+      backoff_{absl::Milliseconds(retry.initial_ms), absl::Milliseconds(retry.max_ms)},
+      metrics_(metrics) {}
+
+Pipeline::~Pipeline() { Stop(); }
+
+void Pipeline::Start() { thread_ = std::thread([this] { Loop(); }); }
+
+void Pipeline::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Pipeline::Notify(int n) {
+  absl::MutexLock lock(&mu_);
+  notified_ += n;
+}
+
+void Pipeline::WaitFor(absl::Time deadline, int64_t want) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [this, want]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopping_ || notified_ >= want;
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), std::min(deadline, absl::Now() + kMaxIdleWait));
+}
+
+void Pipeline::Loop() {
+  const absl::Duration max_delay = absl::Milliseconds(batch_.max_delay_ms);
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      notified_ = 0;
+    }
+    const absl::Time now = clock_->Now();
+    absl::StatusOr<std::vector<Delivery>> due = journal_->FetchDue(now, batch_.max_rows);
+    if (!due.ok()) {
+      log::Error("pipeline: cannot read the journal", {{"error", due.status().ToString()}});
+      WaitFor(absl::Now() + kMaxIdleWait, INT64_MAX);
+      continue;
+    }
+    if (due->empty()) {
+      absl::StatusOr<std::optional<absl::Time>> next = journal_->NextAvailable();
+      absl::Time deadline = absl::Now() + kMaxIdleWait;
+      if (next.ok() && next->has_value()) deadline = std::min(deadline, absl::Now() + (**next - now));
+      WaitFor(deadline, 1);
+      continue;
+    }
+    if (static_cast<int>(due->size()) < batch_.max_rows) {
+      absl::Time oldest = due->front().available_at;
+      for (const Delivery& d : *due) oldest = std::min(oldest, d.available_at);
+      const absl::Duration left = oldest + max_delay - now;
+      if (left > absl::ZeroDuration()) {
+        // Not full and not old enough yet: wait for more rows or the deadline.
+        WaitFor(absl::Now() + left, batch_.max_rows - static_cast<int64_t>(due->size()));
+        absl::MutexLock lock(&mu_);
+        if (!stopping_) continue;
+      }
+    }
+    ProcessBatch(*due);
+  }
+}
+
+int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
+  if (batch.empty()) return 0;
+  if (metrics_.batch_rows != nullptr) metrics_.batch_rows->Observe(static_cast<double>(batch.size()));
+
+  std::vector<Hydrated> hydrated = hydrator_->Hydrate(batch);
+  std::vector<Attempt> attempts;
+  std::vector<Delivery> ready;
+  std::vector<std::optional<std::string>> data;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Hydrated& h = hydrated[i];
+    if (!h.attempt.stage.empty()) attempts.push_back(h.attempt);
+    if (!h.status.ok()) {
+      Fail({batch[i]}, h.status, "hydrate", h.attempt.duration);
+      continue;
+    }
+    ready.push_back(batch[i]);
+    data.push_back(std::move(h.data));
+  }
+  if (ready.empty()) return 0;
+
+  const absl::Time start = clock_->Now();
+  std::vector<Row> rows;
+  rows.reserve(ready.size());
+  for (size_t i = 0; i < ready.size(); ++i) rows.push_back(FreshBooksEventRow(ready[i], data[i], start));
+  const absl::Time t0 = absl::Now();
+  absl::Status s = sink_->Upsert(FreshBooksEventsTable(), rows);
+  const absl::Duration took = absl::Now() - t0;
+  if (metrics_.sink_seconds != nullptr) metrics_.sink_seconds->Observe(absl::ToDoubleSeconds(took));
+  if (metrics_.sink_up != nullptr) metrics_.sink_up->Set(s.ok() ? 1 : 0);
+  if (!s.ok()) {
+    Fail(ready, s, "write", took);
+    return 0;
+  }
+
+  const absl::Time done = clock_->Now();
+  std::vector<std::string> ids;
+  ids.reserve(ready.size());
+  for (const Delivery& d : ready) {
+    ids.push_back(d.delivery_id);
+    Attempt a;
+    a.delivery_id = d.delivery_id;
+    a.stage = "write";
+    a.outcome = "ok";
+    a.duration = took;
+    a.at = done;
+    attempts.push_back(std::move(a));
+    if (metrics_.end_to_end_seconds != nullptr) {
+      metrics_.end_to_end_seconds->Observe(absl::ToDoubleSeconds(done - d.received_at));
+    }
+  }
+  absl::Status m = journal_->MarkWrittenSync(ids, std::move(attempts));
+  if (!m.ok()) {
+    // The rows are in the sink; they stay pending and are rewritten (a no-op).
+    log::Error("pipeline: cannot mark deliveries written",
+               {{"error", m.ToString()}, {"count", static_cast<int64_t>(ids.size())}});
+    return 0;
+  }
+  if (metrics_.deliveries != nullptr) {
+    metrics_.deliveries->With({"written"})->Inc(static_cast<double>(ids.size()));
+  }
+  log::Debug("pipeline: batch written", {{"rows", static_cast<int64_t>(ids.size())},
+                                         {"sink", sink_->Name()},
+                                         {"ms", absl::ToDoubleMilliseconds(took)}});
+  return static_cast<int>(ids.size());
+}
+
+void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& status,
+                    const std::string& stage, absl::Duration took) {
+  const absl::Time now = clock_->Now();
+  const absl::Duration max_age = absl::Hours(retry_.max_age_hours);
+  const bool transient = IsTransient(status);
+  std::vector<std::pair<std::string, absl::Time>> retries;
+  std::vector<std::string> dead;
+  std::vector<Attempt> retry_attempts, dead_attempts;
+  for (const Delivery& d : batch) {
+    Attempt a;
+    a.delivery_id = d.delivery_id;
+    a.stage = stage;
+    a.error = std::string(status.message());
+    a.duration = took;
+    a.at = now;
+    if (transient && now - d.received_at < max_age) {
+      a.outcome = "retry";
+      retries.emplace_back(d.delivery_id, now + FullJitterDelay(backoff_, d.attempts, gen_));
+      retry_attempts.push_back(std::move(a));
+    } else {
+      a.outcome = "dead";
+      dead.push_back(d.delivery_id);
+      dead_attempts.push_back(std::move(a));
+    }
+  }
+  if (!retries.empty()) {
+    log::Warn("pipeline: will retry", {{"stage", stage},
+                                        {"sink", sink_->Name()},
+                                        {"count", static_cast<int64_t>(retries.size())},
+                                        {"error", status.ToString()}});
+    absl::Status s = journal_->MarkRetrySync(retries, std::string(status.message()),
+                                             std::move(retry_attempts));
+    if (!s.ok()) log::Error("pipeline: cannot record retry", {{"error", s.ToString()}});
+    if (metrics_.deliveries != nullptr) {
+      metrics_.deliveries->With({"retry"})->Inc(static_cast<double>(retries.size()));
+    }
+  }
+  if (!dead.empty()) {
+    const std::string reason =
+        transient ? absl::StrCat("gave up after ", retry_.max_age_hours, "h of retries: ",
+                                 status.message())
+                  : std::string(status.message());
+    log::Error("pipeline: deliveries are dead (replayable once the cause is fixed)",
+               {{"stage", stage},
+                {"count", static_cast<int64_t>(dead.size())},
+                {"reason", reason}});
+    absl::Status s = journal_->MarkDeadSync(dead, reason, std::move(dead_attempts));
+    if (!s.ok()) log::Error("pipeline: cannot record dead letters", {{"error", s.ToString()}});
+    if (metrics_.deliveries != nullptr) {
+      metrics_.deliveries->With({"dead"})->Inc(static_cast<double>(dead.size()));
+    }
+  }
+}
+
+}  // namespace mlc::writer

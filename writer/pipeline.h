@@ -1,0 +1,77 @@
+// The pipeline moves journaled deliveries into the sink: fetch due deliveries in
+// arrival order, batch them (flush at batch.max_rows or when the oldest has waited
+// batch.max_delay_ms), hydrate, map to rows, upsert, and mark them written - every
+// step recorded as an attempt in the audit trail. Failures retry with exponential
+// backoff and full jitter; a permanent failure, or one older than
+// retry.max_age_hours, makes the delivery dead (kept and replayable).
+//
+// Because the journal, not memory, is the queue, a restart resumes exactly where
+// the last run stopped: rows written but not yet marked are written again, and the
+// idempotent upsert makes that a no-op. One pipeline thread; Notify() is
+// thread-safe.
+#pragma once
+
+#include <memory>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/random/random.h"
+#include "absl/synchronization/mutex.h"
+#include "common/backoff.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "common/metrics.h"
+#include "writer/hydrator.h"
+#include "writer/journal.h"
+#include "writer/sink.h"
+
+namespace mlc::writer {
+
+struct PipelineMetrics {
+  Family<Counter>* deliveries = nullptr;  // {outcome}: written, retry, dead
+  Histogram* batch_rows = nullptr;
+  Histogram* sink_seconds = nullptr;
+  Histogram* end_to_end_seconds = nullptr;  // received -> in table
+  Gauge* sink_up = nullptr;                 // 1 when the last sink write succeeded
+};
+
+class Pipeline {
+ public:
+  Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* clock, BatchConfig batch,
+           RetryConfig retry, PipelineMetrics metrics = {});
+  ~Pipeline();  // Stop()
+
+  void Start();
+  // Finishes the batch in flight (or abandons it safely: it stays pending) and joins.
+  void Stop();
+  // Tells the pipeline that `n` deliveries were journaled.
+  void Notify(int n = 1);
+
+  // Processes one batch of deliveries (exposed for tests). Returns the number
+  // written.
+  int ProcessBatch(const std::vector<Delivery>& batch);
+
+ private:
+  void Loop();
+  // Waits until notified about `want` new deliveries, stopped, or `deadline`.
+  void WaitFor(absl::Time deadline, int64_t want);
+  void Fail(const std::vector<Delivery>& batch, const absl::Status& status,
+            const std::string& stage, absl::Duration took);
+
+  Journal* journal_;
+  Sink* sink_;
+  Hydrator* hydrator_;
+  Clock* clock_;
+  BatchConfig batch_;
+  RetryConfig retry_;
+  BackoffPolicy backoff_;
+  PipelineMetrics metrics_;
+  absl::BitGen gen_;
+
+  absl::Mutex mu_;
+  int64_t notified_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace mlc::writer

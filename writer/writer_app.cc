@@ -1,0 +1,178 @@
+#include "writer/writer_app.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <httplib.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "writer/hydrator.h"
+#include "writer/ingest_service.h"
+#include "writer/journal.h"
+#include "writer/pipeline.h"
+#include "writer/signing_keys.h"
+#include "writer/sqlite_sink.h"
+
+namespace mlc::writer {
+
+WriterApp::WriterApp(const Config& config) : config_(config) {}
+
+WriterApp::~WriterApp() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<WriterApp>> WriterApp::Create(const Config& config) {
+  if (config.writer.sink != "sqlite") {
+    return absl::UnimplementedError(absl::StrCat(
+        "writer.sink \"", config.writer.sink,
+        "\": this build writes only to the embedded SQLite sink; set writer.sink: sqlite"));
+  }
+  return std::unique_ptr<WriterApp>(new WriterApp(config));
+}
+
+absl::Status WriterApp::Start() {
+  const WriterConfig& wc = config_.writer;
+  std::error_code ec;
+  std::filesystem::create_directories(wc.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat("writer.data_dir \"", wc.data_dir,
+                                                      "\": cannot create: ", ec.message()));
+  }
+  std::filesystem::permissions(wc.data_dir, std::filesystem::perms::owner_all,
+                               std::filesystem::perm_options::replace, ec);
+
+  Clock* clock = RealClock::Get();
+  JournalMetrics jm;
+  jm.commits = registry_.AddCounter("mlc_journal_commits_total",
+                                    "Journal transactions committed (one fsync each)")
+                   ->With({});
+  jm.commit_failures =
+      registry_.AddCounter("mlc_journal_commit_failures_total", "Journal commits that failed")
+          ->With({});
+  jm.commit_seconds =
+      registry_.AddHistogram("mlc_journal_commit_seconds", "Journal group commit latency")->With({});
+  jm.group_size = registry_
+                      .AddHistogram("mlc_journal_group_size", "Operations per journal commit", {},
+                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096})
+                      ->With({});
+  journal_depth_ =
+      registry_.AddGauge("mlc_journal_deliveries", "Deliveries in the journal by status", {"status"});
+  MLC_ASSIGN_OR_RETURN(journal_, Journal::Open(wc.data_dir + "/journal.db", clock, jm));
+
+  sink_ = std::make_unique<SqliteSink>(wc.data_dir + "/lakehouse.db");
+  if (absl::Status s = sink_->Start(); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+  }
+  hydrator_ = std::make_unique<NullHydrator>();
+
+  PipelineMetrics pm;
+  pm.deliveries = registry_.AddCounter("mlc_pipeline_deliveries_total",
+                                       "Deliveries processed by the pipeline, by outcome",
+                                       {"outcome"});
+  pm.batch_rows = registry_
+                      .AddHistogram("mlc_pipeline_batch_rows", "Rows per sink batch", {},
+                                    {1, 10, 50, 100, 250, 500, 1000, 5000})
+                      ->With({});
+  pm.sink_seconds = registry_
+                        .AddHistogram("mlc_sink_write_seconds", "Sink upsert latency", {"sink"})
+                        ->With({sink_->Name()});
+  pm.end_to_end_seconds =
+      registry_
+          .AddHistogram("mlc_end_to_end_seconds", "Webhook received to row in table", {})
+          ->With({});
+  pm.sink_up = registry_.AddGauge("mlc_sink_up", "1 when the last sink write succeeded", {"sink"})
+                   ->With({sink_->Name()});
+  pm.sink_up->Set(1);
+  pipeline_ = std::make_unique<Pipeline>(journal_.get(), sink_.get(), hydrator_.get(), clock,
+                                         wc.batch, wc.retry, pm);
+
+  keys_ = std::make_unique<SigningKeys>(config_.connections);
+  IngestMetrics im;
+  im.submits = registry_.AddCounter("mlc_ingest_submits_total",
+                                    "Ingest.Submit calls by kind and outcome", {"kind", "outcome"});
+  im.submit_seconds =
+      registry_.AddHistogram("mlc_ingest_submit_seconds", "Submit received to durable")->With({});
+  ingest_ = std::make_unique<IngestService>(wc.internal_token, journal_.get(), pipeline_.get(),
+                                            keys_.get(), clock, im);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(wc.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.RegisterService(ingest_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("writer.listen \"", wc.listen, "\": cannot listen (address in use?)"));
+  }
+
+  std::string host;
+  int port = 0;
+  MLC_RETURN_IF_ERROR(ParseHostPort("writer.metrics_listen", wc.metrics_listen, &host, &port));
+  http_ = std::make_unique<httplib::Server>();
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(RenderMetrics(), "text/plain; version=0.0.4");
+  });
+  http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  if (port == 0) {
+    metrics_port_ = http_->bind_to_any_port(host);
+  } else {
+    metrics_port_ = http_->bind_to_port(host, port) ? port : -1;
+  }
+  if (metrics_port_ <= 0) {
+    return absl::UnavailableError(absl::StrCat("writer.metrics_listen \"", wc.metrics_listen,
+                                               "\": cannot listen (address in use?)"));
+  }
+  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+
+  pipeline_->Start();
+  log::Info("writer started", {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":",
+                                                    grpc_port_)},
+                               {"metrics_port", metrics_port_},
+                               {"data_dir", wc.data_dir},
+                               {"sink", sink_->Name()},
+                               {"connections", static_cast<int64_t>(config_.connections.size())}});
+  return absl::OkStatus();
+}
+
+std::string WriterApp::RenderMetrics() {
+  if (journal_ != nullptr && journal_depth_ != nullptr) {
+    auto counts = journal_->CountByStatus();
+    if (counts.ok()) {
+      for (DeliveryStatus st : {DeliveryStatus::kPending, DeliveryStatus::kWritten,
+                                DeliveryStatus::kDead, DeliveryStatus::kHandshake}) {
+        int64_t n = 0;
+        for (const auto& [s, c] : *counts) {
+          if (s == st) n = c;
+        }
+        journal_depth_->With({DeliveryStatusName(st)})->Set(static_cast<double>(n));
+      }
+    }
+  }
+  return registry_.Render();
+}
+
+void WriterApp::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  log::Info("writer shutting down");
+  if (grpc_server_ != nullptr) {
+    // In-flight submits finish (their commits complete); new ones are refused.
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc_server_->Wait();
+  }
+  if (pipeline_ != nullptr) pipeline_->Stop();
+  if (http_ != nullptr) {
+    http_->stop();
+    if (http_thread_.joinable()) http_thread_.join();
+  }
+  journal_.reset();  // drains queued operations, then closes
+  log::Info("writer stopped");
+}
+
+}  // namespace mlc::writer

@@ -1,0 +1,67 @@
+// WriterApp wires the writer together from config: journal, sink, hydrator,
+// pipeline, the gRPC server (Ingest, grpc.health.v1, reflection) and the HTTP
+// metrics endpoint. main() owns one; integration tests can run one in-process.
+// Start/Shutdown are called from one thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/config.h"
+#include "common/metrics.h"
+
+namespace grpc {
+class Server;
+}
+namespace httplib {
+class Server;
+}
+
+namespace mlc::writer {
+
+class Journal;
+class Sink;
+class Hydrator;
+class Pipeline;
+class SigningKeys;
+class IngestService;
+
+class WriterApp {
+ public:
+  static absl::StatusOr<std::unique_ptr<WriterApp>> Create(const Config& config);
+  ~WriterApp();
+
+  // Opens storage, starts the pipeline and both listeners.
+  absl::Status Start();
+  // Graceful: stop accepting RPCs (in-flight ones finish), stop the pipeline after
+  // its current batch, drain the journal, close everything.
+  void Shutdown();
+
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+  std::string RenderMetrics();
+
+ private:
+  explicit WriterApp(const Config& config);
+
+  Config config_;
+  Registry registry_;
+  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<Hydrator> hydrator_;
+  std::unique_ptr<Pipeline> pipeline_;
+  std::unique_ptr<SigningKeys> keys_;
+  std::unique_ptr<IngestService> ingest_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<httplib::Server> http_;
+  std::thread http_thread_;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+  Family<Gauge>* journal_depth_ = nullptr;
+  bool shut_down_ = false;
+};
+
+}  // namespace mlc::writer
