@@ -1,8 +1,5 @@
 #include "common/logging.h"
 
-#include <spdlog/logger.h>
-#include <spdlog/sinks/stdout_sinks.h>
-
 #include <atomic>
 #include <charconv>
 #include <cmath>
@@ -10,6 +7,9 @@
 #include <memory>
 #include <string>
 #include <utility>
+
+#include <spdlog/logger.h>
+#include <spdlog/sinks/stdout_sinks.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"

@@ -17,6 +17,7 @@
 #include "writer/pipeline.h"
 #include "writer/signing_keys.h"
 #include "writer/sqlite_sink.h"
+#include "writer/table_spec.h"
 
 namespace mlc::writer {
 
@@ -66,6 +67,9 @@ absl::Status WriterApp::Start() {
   if (absl::Status s = sink_->Start(); !s.ok()) {
     return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
   }
+  if (absl::Status s = sink_->EnsureTable(FreshBooksEventsTable()); !s.ok()) {
+    return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+  }
   hydrator_ = std::make_unique<NullHydrator>();
 
   PipelineMetrics pm;
@@ -101,6 +105,9 @@ absl::Status WriterApp::Start() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // The health and reflection services are synchronous; their pollers notice a
+  // shutdown only when this timeout expires, so keep it short.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 200);
   builder.AddListeningPort(wc.listen, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(ingest_.get());
   grpc_server_ = builder.BuildAndStart();
@@ -162,11 +169,15 @@ void WriterApp::Shutdown() {
   shut_down_ = true;
   log::Info("writer shutting down");
   if (grpc_server_ != nullptr) {
-    // In-flight submits finish (their commits complete); new ones are refused.
-    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // New calls are refused at once; calls in flight get a second to finish (a
+    // submit waits only for its group commit). gRPC also waits this long for idle
+    // client connections to go away, which is why it is not longer.
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
     grpc_server_->Wait();
+    log::Info("writer: gRPC server stopped");
   }
   if (pipeline_ != nullptr) pipeline_->Stop();
+  log::Info("writer: pipeline stopped");
   if (http_ != nullptr) {
     http_->stop();
     if (http_thread_.joinable()) http_thread_.join();

@@ -1,15 +1,17 @@
 #include "common/logging.h"
 
-#include <gtest/gtest.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
-#include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 namespace mlc::log {
 namespace {
@@ -197,6 +199,7 @@ TEST_F(LoggingTest, ConcurrentWritersNeverInterleaveLines) {
   constexpr int kLines = 200;
   ::testing::internal::CaptureStderr();
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([t] {
       for (int i = 0; i < kLines; ++i) {
@@ -207,9 +210,13 @@ TEST_F(LoggingTest, ConcurrentWritersNeverInterleaveLines) {
   for (std::thread& thread : threads) thread.join();
   const std::vector<std::string> lines = Lines(::testing::internal::GetCapturedStderr());
   ASSERT_EQ(lines.size(), static_cast<size_t>(kThreads * kLines));
+  std::set<std::pair<int, int>> seen;
   for (const std::string& line : lines) {
-    ASSERT_NO_THROW(nlohmann::json::parse(line)) << line;
+    ASSERT_TRUE(nlohmann::json::accept(line)) << line;
+    const auto json = nlohmann::json::parse(line);
+    seen.emplace(json["thread"].get<int>(), json["i"].get<int>());
   }
+  EXPECT_EQ(seen.size(), static_cast<size_t>(kThreads * kLines));
 }
 
 }  // namespace

@@ -1,12 +1,12 @@
 #include "common/metrics.h"
 
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <limits>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace mlc {
 namespace {
@@ -195,6 +195,7 @@ TEST(MetricsTest, ConcurrentIncrementsAreExact) {
   constexpr int kThreads = 4;
   constexpr int kIncrements = 100000;
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       Counter* mine = labelled->With({std::to_string(t % 2)});

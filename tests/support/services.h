@@ -1,0 +1,89 @@
+// Runs the real mlc-writer and mlc-ingress binaries as child processes for
+// integration tests and benchmarks: writes a config into a temp dir, picks ports,
+// starts/kills/restarts either service, and sends signed webhooks over HTTP.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/webhook_signature.h"
+#include "tests/support/test_util.h"
+
+namespace mlc::testing {
+
+struct ServicesOptions {
+  std::string connection_id = "acme";
+  std::string verifier = "scADVVi5QuKuj5qTjVkbJNYQe7V7USpGd";
+  std::string internal_token = "test-internal-token-0123456789";
+  // The token ingress presents; differs from internal_token to test auth failures.
+  std::string ingress_token;  // empty: same as internal_token
+  int max_rows = 500;
+  int max_delay_ms = 100;
+  int64_t max_body_bytes = 65536;
+  std::string log_level = "info";
+};
+
+class Services {
+ public:
+  explicit Services(ServicesOptions options = {});
+  ~Services();
+
+  void StartWriter();
+  void StartIngress();
+  // Both, waiting until ingress reports ready.
+  void StartAll();
+  void KillWriter(int sig);
+  void KillIngress(int sig);
+  int WaitWriter();
+  bool WaitReady(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+  std::string webhook_url() const;
+  std::string ingress_origin() const;
+  int ingress_port() const { return ingress_port_; }
+  int writer_port() const { return writer_port_; }
+  int metrics_port() const { return metrics_port_; }
+  const std::string& data_dir() const { return data_dir_; }
+  const std::string& config_path() const { return config_path_; }
+  const ServicesOptions& options() const { return options_; }
+  Process* writer() { return writer_.get(); }
+  Process* ingress() { return ingress_.get(); }
+
+  // Signs `fields` with the connection's verifier and POSTs them.
+  struct Answer {
+    int status = 0;  // 0: no HTTP answer (connection error)
+    std::string body;
+    std::string delivery_id;  // from a 202 body
+  };
+  Answer Send(const FormFields& fields) const;
+  Answer SendRaw(const std::string& body, const std::string& content_type,
+                 const std::optional<std::string>& signature) const;
+
+  // Rows of freshbooks_events keyed by delivery_id (count per id).
+  std::vector<std::pair<std::string, int>> EventRowCounts() const;
+  // A single scalar query against a database in data_dir (e.g. "journal.db").
+  std::string Query(const std::string& db, const std::string& sql) const;
+  std::string WriterLog() const;
+  std::string IngressLog() const;
+  std::string HttpGet(int port, const std::string& path, int* status = nullptr) const;
+
+ private:
+  void WriteConfig();
+
+  ServicesOptions options_;
+  TempDir dir_;
+  std::string data_dir_;
+  std::string config_path_;
+  int ingress_port_ = 0;
+  int writer_port_ = 0;
+  int metrics_port_ = 0;
+  std::unique_ptr<Process> writer_;
+  std::unique_ptr<Process> ingress_;
+};
+
+// The six standard fields of a FreshBooks delivery, in FreshBooks' usual order.
+FormFields StandardEvent(const std::string& name, const std::string& object_id,
+                         const std::string& account_id = "6BApk");
+
+}  // namespace mlc::testing
