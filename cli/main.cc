@@ -108,6 +108,7 @@ int SendWebhook(int argc, char** argv) {
   client.set_connection_timeout(timeout, 0);
   client.set_read_timeout(timeout, 0);
   client.set_write_timeout(timeout, 0);
+  client.set_tcp_nodelay(true);
   httplib::Headers headers = {{"X-FreshBooks-Hmac-SHA256", signature}};
   auto res = client.Post(path.c_str(), headers, body, "application/x-www-form-urlencoded");
   if (!res) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -154,6 +155,10 @@ void DeadlineServer::RaiseListenBacklog(int backlog) {
 }
 
 bool DeadlineServer::process_and_close_socket(socket_t sock) {
+  // Responses go out in several writes (status line and headers, then body); with
+  // Nagle on, the second waits for the peer's delayed ACK (~40 ms).
+  const int one = 1;
+  ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   DeadlineStream strm(sock, limits_.write_timeout);
   bool ok = true;
   for (size_t served = 0; served < limits_.max_requests_per_connection; ++served) {

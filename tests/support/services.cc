@@ -118,6 +118,7 @@ Services::Answer Services::SendRaw(const std::string& body, const std::string& c
   httplib::Client client("127.0.0.1", ingress_port_);
   client.set_connection_timeout(5, 0);
   client.set_read_timeout(15, 0);
+  client.set_tcp_nodelay(true);
   httplib::Headers headers;
   if (signature.has_value()) headers.emplace("X-FreshBooks-Hmac-SHA256", *signature);
   auto res = client.Post(absl::StrCat("/webhooks/freshbooks/", options_.connection_id).c_str(),
