@@ -15,7 +15,8 @@
 
 namespace {
 
-constexpr char kUsage[] = R"(usage: mlc send-webhook --url URL [--verifier-file FILE] [--dry-run] [name=value ...]
+constexpr char kUsage[] =
+    R"(usage: mlc send-webhook --url URL [--verifier-file FILE] [--dry-run] [name=value ...]
 
 Signs a FreshBooks webhook the way FreshBooks does (HMAC-SHA256 over the fields
 re-serialised as JSON, keyed by the callback verifier) and POSTs it as
@@ -92,9 +93,10 @@ int SendWebhook(int argc, char** argv) {
   const std::string body = mlc::EncodeWebhookForm(fields);
   const std::string signature = mlc::FreshBooksSignature(verifier, fields);
   if (dry_run) {
-    std::printf("POST %s\nContent-Type: application/x-www-form-urlencoded\n"
-                "X-FreshBooks-Hmac-SHA256: %s\n\n%s\n",
-                url.c_str(), signature.c_str(), body.c_str());
+    std::printf(
+        "POST %s\nContent-Type: application/x-www-form-urlencoded\n"
+        "X-FreshBooks-Hmac-SHA256: %s\n\n%s\n",
+        url.c_str(), signature.c_str(), body.c_str());
     return 0;
   }
 

@@ -40,9 +40,9 @@ struct WriterConfig {
   std::string listen = "0.0.0.0:50051";
   std::string metrics_listen = "0.0.0.0:9091";
   std::string data_dir = "./var";
-  std::string master_key;  // secret: base64 of 32 bytes (validated when non-empty)
-  std::string internal_token;  // secret
-  std::string admin_token;     // secret
+  std::string master_key;       // secret: base64 of 32 bytes (validated when non-empty)
+  std::string internal_token;   // secret
+  std::string admin_token;      // secret
   std::string sink = "sqlite";  // "sqlite" or "databricks"
   BatchConfig batch;
   RetryConfig retry;

@@ -41,8 +41,8 @@ absl::StatusOr<std::string> Base64Decode(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
     const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    const bool pad_ok = c == '=' && i >= text.size() - 2 &&
-                        (i == text.size() - 1 || text[text.size() - 1] == '=');
+    const bool pad_ok =
+        c == '=' && i >= text.size() - 2 && (i == text.size() - 1 || text[text.size() - 1] == '=');
     if (!alnum && c != '+' && c != '/' && !pad_ok) {
       return absl::InvalidArgumentError("base64: invalid character");
     }

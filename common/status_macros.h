@@ -9,9 +9,9 @@
 #define MLC_CONCAT_(a, b) MLC_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function if `expr` is not OK.
-#define MLC_RETURN_IF_ERROR(expr)            \
-  do {                                       \
-    ::absl::Status mlc_status_ = (expr);     \
+#define MLC_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status mlc_status_ = (expr);       \
     if (!mlc_status_.ok()) return mlc_status_; \
   } while (0)
 

@@ -21,7 +21,7 @@ namespace mlc {
 
 struct FormLimits {
   size_t max_fields = 32;
-  size_t max_key_bytes = 64;     // decoded
+  size_t max_key_bytes = 64;      // decoded
   size_t max_value_bytes = 1024;  // decoded
 };
 

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/http_server_util.h"
 #include "common/logging.h"
 
 namespace mlc::ingress {
@@ -41,6 +43,9 @@ class DeadlineStream final : public httplib::Stream {
 
   void set_deadline(SteadyClock::time_point d) { deadline_ = d; }
   bool deadline_hit() const { return deadline_hit_; }
+  // Caps the bytes the rest of the current request may read (SIZE_MAX: no cap).
+  void set_read_budget(size_t bytes) { budget_ = bytes; }
+  bool budget_hit() const { return budget_hit_; }
   bool has_buffered() const { return pos_ < len_; }
 
   // Waits up to `timeout` for the next request's first byte, in slices so a
@@ -69,6 +74,11 @@ class DeadlineStream final : public httplib::Stream {
   }
 
   ssize_t read(char* ptr, size_t size) override {
+    if (budget_ == 0) {
+      budget_hit_ = true;
+      return -1;
+    }
+    size = std::min(size, budget_);
     if (!has_buffered()) {
       if (PollRead() <= 0) return -1;
       ssize_t n;
@@ -82,6 +92,7 @@ class DeadlineStream final : public httplib::Stream {
     const size_t n = std::min(size, len_ - pos_);
     std::memcpy(ptr, buf_ + pos_, n);
     pos_ += n;
+    if (budget_ != SIZE_MAX) budget_ -= n;
     return static_cast<ssize_t>(n);
   }
 
@@ -135,6 +146,8 @@ class DeadlineStream final : public httplib::Stream {
   std::chrono::milliseconds write_timeout_;
   SteadyClock::time_point deadline_ = SteadyClock::now();
   bool deadline_hit_ = false;
+  size_t budget_ = SIZE_MAX;
+  bool budget_hit_ = false;
   char buf_[4096];
   size_t pos_ = 0;
   size_t len_ = 0;
@@ -168,7 +181,24 @@ bool DeadlineServer::process_and_close_socket(socket_t sock) {
     bool connection_closed = false;
     const bool last = served + 1 == limits_.max_requests_per_connection ||
                       svr_sock_ == INVALID_SOCKET;
-    ok = process_request(strm, last, connection_closed, nullptr);
+    // cpp-httplib 0.11 applies payload_max_length only to a body with a
+    // Content-Length: a chunked body, or one read until EOF, would be buffered
+    // whole. Cap those (chunk framing included); the webhook route answers 413 to
+    // one over max_body_bytes that fits, and a connection over the cap is closed.
+    strm.set_read_budget(SIZE_MAX);
+    const size_t cap =
+        payload_max_length_ < SIZE_MAX / 4 ? 2 * payload_max_length_ + 65536 : SIZE_MAX - 1;
+    ok = process_request(strm, last, connection_closed, [&strm, cap](httplib::Request& req) {
+      if (!req.has_header("Content-Length")) strm.set_read_budget(cap);
+    });
+    if (strm.budget_hit()) {
+      std::string ip;
+      int port = 0;
+      strm.get_remote_ip_and_port(ip, port);
+      log::Warn("http: closed a connection whose body without Content-Length exceeded the limit",
+                {{"remote", ip}});
+      break;
+    }
     if (strm.deadline_hit()) {
       if (read_timeouts_ != nullptr) read_timeouts_->Inc();
       std::string ip;
@@ -226,6 +256,12 @@ void IngressServer::Route() {
     w.connection_id = req.matches[1];
     w.content_type = Header(req, "Content-Type");
     w.signature = Header(req, "X-FreshBooks-Hmac-SHA256", &w.has_signature);
+    if (req.body.size() > static_cast<size_t>(config_.max_body_bytes)) {
+      // A chunked body (or one without Content-Length), which httplib does not
+      // check: refuse it as httplib refuses the others; the logger counts it.
+      res.status = 413;
+      return;
+    }
     w.body = req.body;
     w.remote_addr = req.remote_addr;
     WebhookResponse r = handler_->Handle(w);
@@ -294,24 +330,12 @@ absl::Status IngressServer::Start() {
   http_.set_payload_max_length(static_cast<size_t>(config_.max_body_bytes));
   const size_t threads = limits_.worker_threads;
   http_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-  std::string host;
-  int port = 0;
-  if (absl::Status s = ParseHostPort("ingress.listen", config_.listen, &host, &port); !s.ok()) {
-    return s;
-  }
-  if (port == 0) {
-    port_ = http_.bind_to_any_port(host);
-  } else {
-    port_ = http_.bind_to_port(host, port) ? port : -1;
-  }
-  if (port_ <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("ingress.listen \"", config_.listen, "\": cannot listen (address in use?)"));
-  }
+  absl::StatusOr<int> port = StartHttpServer(&http_, "ingress.listen", config_.listen, &thread_);
+  if (!port.ok()) return port.status();
+  port_ = *port;
   http_.RaiseListenBacklog(1024);
   (void)keys_->Refresh();  // best effort; the refresher keeps trying
   keys_->StartRefresher();
-  thread_ = std::thread([this] { http_.listen_after_bind(); });
   log::Info("ingress started", {{"listen", config_.listen},
                                 {"port", port_},
                                 {"writer", config_.writer},
@@ -322,8 +346,7 @@ absl::Status IngressServer::Start() {
 void IngressServer::Stop() {
   if (stopped_.exchange(true)) return;
   // Stop accepting; httplib then waits for its workers, i.e. requests in flight.
-  http_.stop();
-  if (thread_.joinable()) thread_.join();
+  StopHttpServer(&http_, &thread_);
   keys_.reset();
   log::Info("ingress stopped");
 }

@@ -14,7 +14,9 @@ KeyCache::~KeyCache() {
   if (refresher_.joinable()) refresher_.join();
 }
 
-void KeyCache::StartRefresher() { refresher_ = std::thread([this] { RefresherLoop(); }); }
+void KeyCache::StartRefresher() {
+  refresher_ = std::thread([this] { RefresherLoop(); });
+}
 
 void KeyCache::RefresherLoop() {
   bool last_ok = true;

@@ -34,13 +34,13 @@ struct WebhookRequest {
 
 struct WebhookResponse {
   int status = 500;
-  std::string body;  // JSON
+  std::string body;     // JSON
   std::string outcome;  // metric label
 };
 
 struct WebhookMetrics {
-  Family<Counter>* webhooks = nullptr;  // {outcome}
-  Histogram* ack_seconds = nullptr;     // accepted webhooks: request read -> answer
+  Family<Counter>* webhooks = nullptr;      // {outcome}
+  Histogram* ack_seconds = nullptr;         // accepted webhooks: request read -> answer
   Family<Counter>* writer_calls = nullptr;  // {method, code}
 };
 

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/synchronization/notification.h"
 #include "common/grpc_util.h"
 
 namespace mlc::ingress {
@@ -25,7 +26,16 @@ absl::StatusOr<std::string> GrpcWriterClient::Submit(const mlconnector::v1::Subm
   ctx.set_deadline(std::chrono::system_clock::now() + deadline);
   AddBearerToken(&ctx, token_);
   mlconnector::v1::SubmitResponse response;
-  grpc::Status s = stub_->Submit(&ctx, request, &response);
+  // The callback API completes the call on gRPC's own poller, so the HTTP worker
+  // just sleeps until it is woken once; the blocking API would make every worker
+  // take turns polling the channel, which costs far more context switches.
+  absl::Notification done;
+  grpc::Status s;
+  stub_->async()->Submit(&ctx, &request, &response, [&](grpc::Status status) {
+    s = std::move(status);
+    done.Notify();
+  });
+  done.WaitForNotification();
   if (!s.ok()) return FromGrpcStatus(s);
   return response.delivery_id();
 }

@@ -51,8 +51,8 @@ grpc::ServerUnaryReactor* IngestService::Submit(grpc::CallbackServerContext* ctx
                                                 const SubmitRequest* request,
                                                 SubmitResponse* response) {
   if (!Authorized(ctx, "Submit")) {
-    return FinishNow(ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                       "missing or wrong internal token"));
+    return FinishNow(
+        ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
   }
   const absl::Time now = clock_->Now();
   Delivery d;
@@ -119,9 +119,10 @@ grpc::ServerUnaryReactor* IngestService::Submit(grpc::CallbackServerContext* ctx
       response->set_delivery_id(id);
       if (kind == "event") pipeline_->Notify(1);
       if (kind == "handshake") {
-        log::Info("ingest: verification handshake recorded; it is trusted only once FreshBooks "
-                  "accepts the verifier at registration",
-                  {{"connection", connection}, {"delivery_id", id}});
+        log::Info(
+            "ingest: verification handshake recorded; it is trusted only once FreshBooks "
+            "accepts the verifier at registration",
+            {{"connection", connection}, {"delivery_id", id}});
       }
       reactor->Finish(grpc::Status::OK);
     } else {
@@ -137,8 +138,8 @@ grpc::ServerUnaryReactor* IngestService::ListSigningKeys(grpc::CallbackServerCon
                                                          const ListSigningKeysRequest* /*request*/,
                                                          ListSigningKeysResponse* response) {
   if (!Authorized(ctx, "ListSigningKeys")) {
-    return FinishNow(ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                                       "missing or wrong internal token"));
+    return FinishNow(
+        ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
   }
   uint64_t version = 0;
   for (const auto& [connection, keys] : keys_->Snapshot(&version)) {

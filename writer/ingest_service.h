@@ -17,14 +17,14 @@
 namespace mlc::writer {
 
 struct IngestMetrics {
-  Family<Counter>* submits = nullptr;  // {kind, outcome}
+  Family<Counter>* submits = nullptr;   // {kind, outcome}
   Histogram* submit_seconds = nullptr;  // receive -> durable
 };
 
 class IngestService final : public mlconnector::v1::Ingest::CallbackService {
  public:
-  IngestService(std::string internal_token, Journal* journal, Pipeline* pipeline,
-                SigningKeys* keys, Clock* clock, IngestMetrics metrics);
+  IngestService(std::string internal_token, Journal* journal, Pipeline* pipeline, SigningKeys* keys,
+                Clock* clock, IngestMetrics metrics);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
                                    const mlconnector::v1::SubmitRequest* request,

@@ -72,7 +72,7 @@ struct Attempt {
 };
 
 struct JournalMetrics {
-  Counter* commits = nullptr;         // transactions committed (one fsync each)
+  Counter* commits = nullptr;  // transactions committed (one fsync each)
   Counter* commit_failures = nullptr;
   Histogram* commit_seconds = nullptr;
   Histogram* group_size = nullptr;  // operations per commit

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/synchronization/mutex.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "writer/writer_app.h"
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
   }
   if (config_path.empty()) return Usage();
   mlc::log::Init("writer");
+  // Abseil's lock-order cycle detection costs a graph update per Mutex use; the
+  // tests run with it, production does not need it on every request.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Block the shutdown signals before any thread starts; main waits for them.
   sigset_t signals;

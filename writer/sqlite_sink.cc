@@ -133,6 +133,12 @@ absl::Status SqliteSink::UpsertLocked(const TableSpec& table, const std::vector<
         }
         st.BindInt(idx, v);
       } else if (table.columns[i].type == SqlType::kBoolean) {
+        // Only the canonical forms: anything else would silently become false.
+        if (*row[i] != "true" && *row[i] != "false") {
+          return absl::InvalidArgumentError(absl::StrCat("table ", table.name, " column ",
+                                                         table.columns[i].name,
+                                                         ": not a BOOLEAN: ", *row[i]));
+        }
         st.BindInt(idx, *row[i] == "true" ? 1 : 0);
       } else {
         st.BindText(idx, *row[i]);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/http_server_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "writer/hydrator.h"
@@ -39,28 +40,30 @@ absl::Status WriterApp::Start() {
   std::error_code ec;
   std::filesystem::create_directories(wc.data_dir, ec);
   if (ec) {
-    return absl::FailedPreconditionError(absl::StrCat("writer.data_dir \"", wc.data_dir,
-                                                      "\": cannot create: ", ec.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("writer.data_dir \"", wc.data_dir, "\": cannot create: ", ec.message()));
   }
   std::filesystem::permissions(wc.data_dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace, ec);
 
   Clock* clock = RealClock::Get();
   JournalMetrics jm;
-  jm.commits = registry_.AddCounter("mlc_journal_commits_total",
-                                    "Journal transactions committed (one fsync each)")
+  jm.commits = registry_
+                   .AddCounter("mlc_journal_commits_total",
+                               "Journal transactions committed (one fsync each)")
                    ->With({});
   jm.commit_failures =
       registry_.AddCounter("mlc_journal_commit_failures_total", "Journal commits that failed")
           ->With({});
   jm.commit_seconds =
-      registry_.AddHistogram("mlc_journal_commit_seconds", "Journal group commit latency")->With({});
+      registry_.AddHistogram("mlc_journal_commit_seconds", "Journal group commit latency")
+          ->With({});
   jm.group_size = registry_
                       .AddHistogram("mlc_journal_group_size", "Operations per journal commit", {},
                                     {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096})
                       ->With({});
-  journal_depth_ =
-      registry_.AddGauge("mlc_journal_deliveries", "Deliveries in the journal by status", {"status"});
+  journal_depth_ = registry_.AddGauge("mlc_journal_deliveries",
+                                      "Deliveries in the journal by status", {"status"});
   MLC_ASSIGN_OR_RETURN(journal_, Journal::Open(wc.data_dir + "/journal.db", clock, jm));
 
   sink_ = std::make_unique<SqliteSink>(wc.data_dir + "/lakehouse.db");
@@ -73,19 +76,18 @@ absl::Status WriterApp::Start() {
   hydrator_ = std::make_unique<NullHydrator>();
 
   PipelineMetrics pm;
-  pm.deliveries = registry_.AddCounter("mlc_pipeline_deliveries_total",
-                                       "Deliveries processed by the pipeline, by outcome",
-                                       {"outcome"});
+  pm.deliveries =
+      registry_.AddCounter("mlc_pipeline_deliveries_total",
+                           "Deliveries processed by the pipeline, by outcome", {"outcome"});
   pm.batch_rows = registry_
                       .AddHistogram("mlc_pipeline_batch_rows", "Rows per sink batch", {},
                                     {1, 10, 50, 100, 250, 500, 1000, 5000})
                       ->With({});
-  pm.sink_seconds = registry_
-                        .AddHistogram("mlc_sink_write_seconds", "Sink upsert latency", {"sink"})
-                        ->With({sink_->Name()});
+  pm.sink_seconds =
+      registry_.AddHistogram("mlc_sink_write_seconds", "Sink upsert latency", {"sink"})
+          ->With({sink_->Name()});
   pm.end_to_end_seconds =
-      registry_
-          .AddHistogram("mlc_end_to_end_seconds", "Webhook received to row in table", {})
+      registry_.AddHistogram("mlc_end_to_end_seconds", "Webhook received to row in table", {})
           ->With({});
   pm.sink_up = registry_.AddGauge("mlc_sink_up", "1 when the last sink write succeeded", {"sink"})
                    ->With({sink_->Name()});
@@ -108,6 +110,9 @@ absl::Status WriterApp::Start() {
   // The health and reflection services are synchronous; their pollers notice a
   // shutdown only when this timeout expires, so keep it short.
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::CQ_TIMEOUT_MSEC, 200);
+  // Without this gRPC sets SO_REUSEPORT, and a second writer on the same data_dir
+  // could start on the same port instead of failing.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(wc.listen, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(ingest_.get());
   grpc_server_ = builder.BuildAndStart();
@@ -116,9 +121,6 @@ absl::Status WriterApp::Start() {
         absl::StrCat("writer.listen \"", wc.listen, "\": cannot listen (address in use?)"));
   }
 
-  std::string host;
-  int port = 0;
-  MLC_RETURN_IF_ERROR(ParseHostPort("writer.metrics_listen", wc.metrics_listen, &host, &port));
   http_ = std::make_unique<httplib::Server>();
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(RenderMetrics(), "text/plain; version=0.0.4");
@@ -126,24 +128,16 @@ absl::Status WriterApp::Start() {
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
-  if (port == 0) {
-    metrics_port_ = http_->bind_to_any_port(host);
-  } else {
-    metrics_port_ = http_->bind_to_port(host, port) ? port : -1;
-  }
-  if (metrics_port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat("writer.metrics_listen \"", wc.metrics_listen,
-                                               "\": cannot listen (address in use?)"));
-  }
-  http_thread_ = std::thread([this] { http_->listen_after_bind(); });
+  MLC_ASSIGN_OR_RETURN(metrics_port_, StartHttpServer(http_.get(), "writer.metrics_listen",
+                                                      wc.metrics_listen, &http_thread_));
 
   pipeline_->Start();
-  log::Info("writer started", {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":",
-                                                    grpc_port_)},
-                               {"metrics_port", metrics_port_},
-                               {"data_dir", wc.data_dir},
-                               {"sink", sink_->Name()},
-                               {"connections", static_cast<int64_t>(config_.connections.size())}});
+  log::Info("writer started",
+            {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":", grpc_port_)},
+             {"metrics_port", metrics_port_},
+             {"data_dir", wc.data_dir},
+             {"sink", sink_->Name()},
+             {"connections", static_cast<int64_t>(config_.connections.size())}});
   return absl::OkStatus();
 }
 
@@ -178,10 +172,7 @@ void WriterApp::Shutdown() {
   }
   if (pipeline_ != nullptr) pipeline_->Stop();
   log::Info("writer: pipeline stopped");
-  if (http_ != nullptr) {
-    http_->stop();
-    if (http_thread_.joinable()) http_thread_.join();
-  }
+  if (http_ != nullptr) StopHttpServer(http_.get(), &http_thread_);
   journal_.reset();  // drains queued operations, then closes
   log::Info("writer stopped");
 }

@@ -87,10 +87,10 @@ int main(int argc, char** argv) {
   // Pre-signed payloads, so the load generator spends its CPU on HTTP, not HMAC.
   std::vector<Payload> payloads;
   for (int i = 0; i < 4096; ++i) {
-    const auto fields = mlc::testing::StandardEvent(i % 3 == 0 ? "invoice.update" : "payment.create",
-                                                    absl::StrCat(100000 + i));
-    payloads.push_back({mlc::EncodeWebhookForm(fields),
-                        mlc::FreshBooksSignature(options.verifier, fields)});
+    const auto fields = mlc::testing::StandardEvent(
+        i % 3 == 0 ? "invoice.update" : "payment.create", absl::StrCat(100000 + i));
+    payloads.push_back(
+        {mlc::EncodeWebhookForm(fields), mlc::FreshBooksSignature(options.verifier, fields)});
   }
   const std::string path = "/webhooks/freshbooks/" + options.connection_id;
 
@@ -119,8 +119,8 @@ int main(int argc, char** argv) {
           const Payload& p = payloads[k++ % payloads.size()];
           httplib::Headers headers = {{"X-FreshBooks-Hmac-SHA256", p.signature}};
           const auto t0 = Clock::now();
-          auto res = client.Post(path.c_str(), headers, p.body,
-                                 "application/x-www-form-urlencoded");
+          auto res =
+              client.Post(path.c_str(), headers, p.body, "application/x-www-form-urlencoded");
           const auto t1 = Clock::now();
           if (res && res->status == 202) {
             mine.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
@@ -142,15 +142,15 @@ int main(int argc, char** argv) {
     // Pipeline commits (marking rows written) share the journal; count them all.
     const double per_1k = acks > 0 ? (commits_after - commits_before) * 1000.0 / acks : 0;
     std::printf("%6d %10.0f %9.0f %9.2f %9.2f %12.2f %9ld %12.1f\n", conns, acks, acks / elapsed,
-                Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999),
-                errors.load(), per_1k);
+                Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999), errors.load(),
+                per_1k);
     std::fflush(stdout);
   }
   // Let the pipeline drain so the figures include a full run, then report memory.
   mlc::testing::WaitFor(
       [&] {
         return services.Query("journal.db",
-                               "SELECT COUNT(*) FROM deliveries WHERE status='pending'") == "0";
+                              "SELECT COUNT(*) FROM deliveries WHERE status='pending'") == "0";
       },
       std::chrono::seconds(60));
   std::printf("peak RSS: ingress %.1f MiB, writer %.1f MiB\n",

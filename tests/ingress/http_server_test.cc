@@ -141,6 +141,7 @@ class RawClient {
   RawClient& operator=(const RawClient&) = delete;
 
   bool connected() const { return connected_; }
+  void ShutdownWrite() { ::shutdown(fd_, SHUT_WR); }
   bool closed() const { return closed_; }
   const std::string& received() const { return received_; }
 
@@ -428,26 +429,85 @@ TEST(HttpServerTest, BodyOverMaxBodyBytesIs413AndCounted) {
       << s.Metrics();
 }
 
-TEST(HttpServerTest, ChunkedBodyOverMaxBodyBytesIsRefused) {
+std::string ChunkedRequestText(const FormFields& fields, const std::string& body,
+                               size_t chunk_size) {
+  std::string text = absl::StrCat("POST ", kPath,
+                                  " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                  "Content-Type: application/x-www-form-urlencoded\r\n"
+                                  "X-FreshBooks-Hmac-SHA256: ",
+                                  FreshBooksSignature(kVerifier, fields),
+                                  "\r\nTransfer-Encoding: chunked\r\n\r\n");
+  for (size_t off = 0; off < body.size(); off += chunk_size) {
+    const std::string chunk = body.substr(off, chunk_size);
+    char size_hex[32];
+    std::snprintf(size_hex, sizeof(size_hex), "%zx", chunk.size());
+    absl::StrAppend(&text, size_hex, "\r\n", chunk, "\r\n");
+  }
+  absl::StrAppend(&text, "0\r\n\r\n");
+  return text;
+}
+
+TEST(HttpServerTest, ChunkedBodyWithinMaxBodyBytesIsAccepted) {
+  Server s(TestLimits(), /*max_body_bytes=*/1024);
+  RawClient c(s.port());
+  ASSERT_TRUE(c.connected());
+  const std::string body = EncodeWebhookForm(EventFields());
+  ASSERT_TRUE(c.Send(ChunkedRequestText(EventFields(), body, 16)));
+  EXPECT_EQ(c.ReadResponse(std::chrono::seconds(5)), 202) << c.last_response();
+  EXPECT_EQ(s.writer().submits().size(), 1u);
+}
+
+TEST(HttpServerTest, ChunkedBodyOverMaxBodyBytesIs413) {
   Server s(TestLimits(), /*max_body_bytes=*/1024);
   FormFields fields = EventFields();
   fields.emplace_back("note", std::string(1000, 'x'));
   const std::string body = EncodeWebhookForm(fields);
   ASSERT_GT(body.size(), 1024u);
-  char size_hex[32];
-  std::snprintf(size_hex, sizeof(size_hex), "%zx", body.size());
   RawClient c(s.port());
   ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send(ChunkedRequestText(fields, body, 512)));
+  EXPECT_EQ(c.ReadResponse(std::chrono::seconds(5)), 413) << c.last_response();
+  EXPECT_EQ(s.writer().submit_calls(), 0u);
+  EXPECT_TRUE(WaitFor([&] {
+    return s.Metrics().find("mlc_webhooks_total{outcome=\"too_large\"} 1\n") != std::string::npos;
+  }));
+}
+
+TEST(HttpServerTest, BodyWithoutContentLengthOverMaxBodyBytesIs413) {
+  Server s(TestLimits(), /*max_body_bytes=*/1024);
+  FormFields fields = EventFields();
+  fields.emplace_back("note", std::string(1000, 'x'));
+  const std::string body = EncodeWebhookForm(fields);
+  RawClient c(s.port());
+  ASSERT_TRUE(c.connected());
+  // No Content-Length: httplib reads the body until the client half-closes.
   ASSERT_TRUE(c.Send(absl::StrCat("POST ", kPath,
                                   " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                   "Content-Type: application/x-www-form-urlencoded\r\n"
                                   "X-FreshBooks-Hmac-SHA256: ",
-                                  FreshBooksSignature(kVerifier, fields),
-                                  "\r\nTransfer-Encoding: chunked\r\n\r\n", size_hex, "\r\n", body,
-                                  "\r\n0\r\n\r\n")));
-  const int status = c.ReadResponse(std::chrono::seconds(5));
-  EXPECT_EQ(status, 413) << c.last_response();
+                                  FreshBooksSignature(kVerifier, fields), "\r\n\r\n", body)));
+  c.ShutdownWrite();
+  EXPECT_EQ(c.ReadResponse(std::chrono::seconds(5)), 413) << c.last_response();
   EXPECT_EQ(s.writer().submit_calls(), 0u);
+}
+
+TEST(HttpServerTest, HugeChunkedBodyIsNotBufferedWhole) {
+  Server s(TestLimits(), /*max_body_bytes=*/1024);
+  FormFields fields = EventFields();
+  const std::string body = EncodeWebhookForm(fields) + "&note=" + std::string(4 << 20, 'x');
+  RawClient c(s.port());
+  ASSERT_TRUE(c.connected());
+  const auto start = SteadyClock::now();
+  c.Send(ChunkedRequestText(fields, body, 64 * 1024));  // may fail once the server closes
+  EXPECT_TRUE(c.WaitClosed(std::chrono::seconds(5)));
+  EXPECT_LT(Since(start), std::chrono::seconds(3));
+  EXPECT_FALSE(IsSuccess(c.received())) << c.received();
+  EXPECT_EQ(s.writer().submit_calls(), 0u);
+  // The server is fine afterwards.
+  auto client = s.Client();
+  auto res = s.PostSigned(*client);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 202);
 }
 
 TEST(HttpServerTest, HealthzIs200) {
@@ -690,12 +750,24 @@ TEST(HttpServerTest, StopWithAnIdleKeepAliveConnectionReturnsPromptly) {
 }
 
 TEST(HttpServerTest, StopRightAfterStartReturns) {
-  for (int i = 0; i < 20; ++i) {
+  // httplib's stop() is a no-op until its listen loop has begun; with the CPU busy
+  // the listen thread often has not run yet when Start() returns.
+  std::atomic<bool> done{false};
+  std::vector<std::thread> busy;
+  for (int i = 0; i < 2; ++i) {
+    busy.emplace_back([&done] {
+      volatile uint64_t spin = 0;
+      while (!done) spin = spin + 1;
+    });
+  }
+  for (int i = 0; i < 30; ++i) {
     Server s;
     const auto start = SteadyClock::now();
     ReturnsWithin(std::chrono::seconds(10), [&] { s.server().Stop(); });
     EXPECT_LT(Since(start), std::chrono::seconds(2)) << i;
   }
+  done = true;
+  for (auto& t : busy) t.join();
 }
 
 TEST(HttpServerTest, StartFailsWhenThePortIsTaken) {

@@ -38,9 +38,8 @@ TEST(CrashTest, EveryAcknowledgedDeliveryLandsExactlyOnceAcrossWriterKills) {
     clients.emplace_back([&, c] {
       std::mt19937 rng(static_cast<unsigned>(c));
       for (int i = 0; !stop; ++i) {
-        const FormFields event =
-            StandardEvent(i % 2 == 0 ? "invoice.update" : "payment.create",
-                          absl::StrCat(c * 1000000 + i));
+        const FormFields event = StandardEvent(i % 2 == 0 ? "invoice.update" : "payment.create",
+                                               absl::StrCat(c * 1000000 + i));
         // Retry until acknowledged, as FreshBooks retries a failed delivery.
         while (!stop) {
           ++sent;

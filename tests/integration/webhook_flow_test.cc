@@ -42,9 +42,10 @@ TEST(WebhookFlowTest, SignedWebhookBecomesOneEventRow) {
   EXPECT_EQ(received.back(), 'Z');
 
   // The audit trail shows each step.
-  EXPECT_EQ(s.Query("journal.db", "SELECT group_concat(stage || ':' || outcome, ',') FROM "
-                                  "(SELECT stage, outcome FROM attempts WHERE delivery_id='" +
-                                      a.delivery_id + "' ORDER BY id)"),
+  EXPECT_EQ(s.Query("journal.db",
+                    "SELECT group_concat(stage || ':' || outcome, ',') FROM "
+                    "(SELECT stage, outcome FROM attempts WHERE delivery_id='" +
+                        a.delivery_id + "' ORDER BY id)"),
             "journal:ok,write:ok");
   // The raw payload is kept in body order.
   EXPECT_EQ(s.Query("journal.db",
@@ -150,9 +151,8 @@ TEST(WebhookFlowTest, HandshakeIsForwardedAndItsVerifierNeverStored) {
   Services s;
   s.StartAll();
   const std::string secret = "handshake-verifier-XYZ-123456";
-  Services::Answer a =
-      s.SendRaw("verifier=" + secret + "&object_id=987", "application/x-www-form-urlencoded",
-                std::nullopt);
+  Services::Answer a = s.SendRaw("verifier=" + secret + "&object_id=987",
+                                 "application/x-www-form-urlencoded", std::nullopt);
   EXPECT_EQ(a.status, 200) << a.body;
   EXPECT_EQ(s.Query("journal.db", "SELECT status || ':' || object_id FROM deliveries"),
             "handshake:987");

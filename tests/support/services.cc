@@ -35,20 +35,23 @@ void Services::WriteConfig() {
   // Secrets come through ${ENV} substitution, as in production.
   const std::string yaml = absl::StrCat(
       "ingress:\n"
-      "  listen: \"127.0.0.1:", ingress_port_, "\"\n",
-      "  writer: \"127.0.0.1:", writer_port_, "\"\n",
+      "  listen: \"127.0.0.1:",
+      ingress_port_, "\"\n", "  writer: \"127.0.0.1:", writer_port_, "\"\n",
       "  internal_token: \"${MLC_INGRESS_TOKEN}\"\n"
-      "  max_body_bytes: ", options_.max_body_bytes, "\n",
+      "  max_body_bytes: ",
+      options_.max_body_bytes, "\n",
       "writer:\n"
-      "  listen: \"127.0.0.1:", writer_port_, "\"\n",
-      "  metrics_listen: \"127.0.0.1:", metrics_port_, "\"\n",
+      "  listen: \"127.0.0.1:",
+      writer_port_, "\"\n", "  metrics_listen: \"127.0.0.1:", metrics_port_, "\"\n",
       "  data_dir: \"", data_dir_, "\"\n",
       "  internal_token: \"${MLC_INTERNAL_TOKEN}\"\n"
       "  sink: sqlite\n"
-      "  batch: { max_rows: ", options_.max_rows, ", max_delay_ms: ", options_.max_delay_ms, " }\n",
+      "  batch: { max_rows: ",
+      options_.max_rows, ", max_delay_ms: ", options_.max_delay_ms, " }\n",
       "  retry: { initial_ms: 50, max_ms: 2000, max_age_hours: 72 }\n"
       "connections:\n"
-      "  - id: \"", options_.connection_id, "\"\n",
+      "  - id: \"",
+      options_.connection_id, "\"\n",
       "    freshbooks:\n"
       "      verifiers: [\"${MLC_TEST_VERIFIER}\"]\n");
   WriteFile(config_path_, yaml);
@@ -193,8 +196,8 @@ std::string Services::IngressLog() const { return ingress_ != nullptr ? ingress_
 
 FormFields StandardEvent(const std::string& name, const std::string& object_id,
                          const std::string& account_id) {
-  return {{"name", name},           {"object_id", object_id}, {"account_id", account_id},
-          {"business_id", "6543"},  {"identity_id", "1234"},  {"user_id", "1"}};
+  return {{"name", name},          {"object_id", object_id}, {"account_id", account_id},
+          {"business_id", "6543"}, {"identity_id", "1234"},  {"user_id", "1"}};
 }
 
 }  // namespace mlc::testing

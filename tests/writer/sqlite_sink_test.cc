@@ -293,6 +293,20 @@ TEST_F(SqliteSinkTest, ValuesAreStoredWithTheirSqliteTypes) {
                                       V("0.10"), V("integer"), V("1"), V("text"))));
 }
 
+TEST_F(SqliteSinkTest, BigintIsBoundAsAnIntegerNotAsText) {
+  // Columns without a declared type have no affinity, so SQLite stores exactly
+  // what was bound: this shows the binding itself, not an INTEGER column's
+  // conversion of the text "42".
+  ExecRaw(path_,
+          "CREATE TABLE freshbooks_invoices (account_id, id, amount, is_deleted, updated_at, "
+          "PRIMARY KEY (account_id, id))");
+  SqliteSink sink(path_);
+  ASSERT_TRUE(sink.Upsert(InvoicesSpec(), {{"acct", "42", "1.00", "true", kNull}}).ok());
+  EXPECT_THAT(Select("SELECT typeof(account_id), typeof(id), typeof(amount), typeof(is_deleted) "
+                     "FROM freshbooks_invoices"),
+              ElementsAre(ElementsAre(V("text"), V("integer"), V("text"), V("integer"))));
+}
+
 TEST_F(SqliteSinkTest, NullsAreStoredAsNull) {
   const TableSpec spec = InvoicesSpec();
   ASSERT_TRUE(sink_.Upsert(spec, {{"acct", "1", kNull, kNull, kNull}}).ok());
@@ -319,6 +333,17 @@ TEST_F(SqliteSinkTest, NonNumericBigintIsInvalidArgumentAndWritesNothing) {
   // The sink is still usable afterwards.
   ASSERT_TRUE(sink_.Upsert(spec, {{"acct", "1", "1.00", "false", kNull}}).ok());
   EXPECT_EQ(CountRows("freshbooks_invoices"), 1);
+}
+
+TEST_F(SqliteSinkTest, NonCanonicalBooleanIsInvalidArgumentNotFalse) {
+  const TableSpec spec = InvoicesSpec();
+  for (const char* bad : {"1", "TRUE", "yes", ""}) {
+    SCOPED_TRACE(bad);
+    const absl::Status s = sink_.Upsert(spec, {{"acct", "1", "1.00", std::string(bad), kNull}});
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_THAT(std::string(s.message()), HasSubstr("is_deleted"));
+  }
+  EXPECT_EQ(CountRows("freshbooks_invoices"), 0);
 }
 
 TEST_F(SqliteSinkTest, RowOfTheWrongWidthIsInvalidArgument) {
