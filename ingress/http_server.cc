@@ -74,17 +74,24 @@ class DeadlineStream final : public httplib::Stream {
   }
 
   ssize_t read(char* ptr, size_t size) override {
+    if (!out_.empty() && !Flush()) return -1;
     if (budget_ == 0) {
       budget_hit_ = true;
       return -1;
     }
     size = std::min(size, budget_);
     if (!has_buffered()) {
-      if (PollRead() <= 0) return -1;
+      // Try first, wait only if nothing is there: saves a poll() per request.
       ssize_t n;
       do {
-        n = ::recv(sock_, buf_, sizeof(buf_), 0);
+        n = ::recv(sock_, buf_, sizeof(buf_), MSG_DONTWAIT);
       } while (n < 0 && errno == EINTR);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        if (PollRead() <= 0) return -1;
+        do {
+          n = ::recv(sock_, buf_, sizeof(buf_), 0);
+        } while (n < 0 && errno == EINTR);
+      }
       if (n <= 0) return n;
       pos_ = 0;
       len_ = static_cast<size_t>(n);
@@ -96,13 +103,36 @@ class DeadlineStream final : public httplib::Stream {
     return static_cast<ssize_t>(n);
   }
 
+  // cpp-httplib writes a response piecewise (status line, each header, body);
+  // with TCP_NODELAY every piece would be its own segment and syscall. Writes are
+  // buffered and sent in one go by Flush(): before the next read (so an
+  // "100 Continue" goes out before we wait for the body) and after each request.
   ssize_t write(const char* ptr, size_t size) override {
-    if (!is_writable()) return -1;
-    ssize_t n;
-    do {
-      n = ::send(sock_, ptr, size, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
-    return n;
+    out_.append(ptr, size);
+    if (out_.size() >= kMaxBufferedOutput && !Flush()) return -1;
+    return static_cast<ssize_t>(size);
+  }
+
+  // Sends the buffered output, each wait bounded by the write timeout.
+  bool Flush() {
+    size_t sent = 0;
+    while (sent < out_.size()) {
+      if (Poll(POLLOUT, static_cast<int>(write_timeout_.count())) <= 0) {
+        out_.clear();
+        return false;
+      }
+      ssize_t n;
+      do {
+        n = ::send(sock_, out_.data() + sent, out_.size() - sent, MSG_NOSIGNAL);
+      } while (n < 0 && errno == EINTR);
+      if (n <= 0) {
+        out_.clear();
+        return false;
+      }
+      sent += static_cast<size_t>(n);
+    }
+    out_.clear();
+    return true;
   }
 
   void get_remote_ip_and_port(std::string& ip, int& port) const override {
@@ -148,9 +178,11 @@ class DeadlineStream final : public httplib::Stream {
   bool deadline_hit_ = false;
   size_t budget_ = SIZE_MAX;
   bool budget_hit_ = false;
+  static constexpr size_t kMaxBufferedOutput = 64 * 1024;
   char buf_[4096];
   size_t pos_ = 0;
   size_t len_ = 0;
+  std::string out_;
 };
 
 std::string Header(const httplib::Request& req, const char* name, bool* present = nullptr) {
@@ -191,6 +223,7 @@ bool DeadlineServer::process_and_close_socket(socket_t sock) {
     ok = process_request(strm, last, connection_closed, [&strm, cap](httplib::Request& req) {
       if (!req.has_header("Content-Length")) strm.set_read_budget(cap);
     });
+    ok = strm.Flush() && ok;
     if (strm.budget_hit()) {
       std::string ip;
       int port = 0;

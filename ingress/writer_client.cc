@@ -2,10 +2,21 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/synchronization/notification.h"
 #include "common/grpc_util.h"
 
 namespace mlc::ingress {
+
+// One queued submit; lives on the submitting worker's stack until it is notified.
+struct GrpcWriterClient::Pending {
+  const mlconnector::v1::SubmitRequest* request;
+  std::chrono::system_clock::time_point deadline;
+  absl::StatusOr<std::string> result = absl::UnknownError("not sent");
+  absl::Notification done;
+};
 
 GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token)
     : token_(std::move(internal_token)) {
@@ -18,26 +29,91 @@ GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string intern
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
   stub_ = mlconnector::v1::Ingest::NewStub(channel);
+  dispatcher_ = std::thread([this] { DispatchLoop(); });
+}
+
+GrpcWriterClient::~GrpcWriterClient() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  dispatcher_.join();
 }
 
 absl::StatusOr<std::string> GrpcWriterClient::Submit(const mlconnector::v1::SubmitRequest& request,
                                                      std::chrono::milliseconds deadline) {
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
-  AddBearerToken(&ctx, token_);
-  mlconnector::v1::SubmitResponse response;
-  // The callback API completes the call on gRPC's own poller, so the HTTP worker
-  // just sleeps until it is woken once; the blocking API would make every worker
-  // take turns polling the channel, which costs far more context switches.
-  absl::Notification done;
-  grpc::Status s;
-  stub_->async()->Submit(&ctx, &request, &response, [&](grpc::Status status) {
-    s = std::move(status);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  if (!s.ok()) return FromGrpcStatus(s);
-  return response.delivery_id();
+  Pending p;
+  p.request = &request;
+  p.deadline = std::chrono::system_clock::now() + deadline;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return absl::UnavailableError("ingress is shutting down");
+    queue_.push_back(&p);
+  }
+  p.done.WaitForNotification();
+  return std::move(p.result);
+}
+
+void GrpcWriterClient::DispatchLoop() {
+  while (true) {
+    std::vector<Pending*> batch;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return (stopping_ && in_flight_ == 0) || (!queue_.empty() && in_flight_ < kMaxInFlight);
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_) {
+        for (Pending* p : queue_) {
+          p->result = absl::UnavailableError("ingress is shutting down");
+          p->done.Notify();
+        }
+        queue_.clear();
+        return;
+      }
+      while (!queue_.empty() && static_cast<int>(batch.size()) < kMaxBatch) {
+        batch.push_back(queue_.front());
+        queue_.pop_front();
+      }
+      ++in_flight_;
+    }
+
+    struct Call {
+      grpc::ClientContext ctx;
+      mlconnector::v1::SubmitBatchRequest request;
+      mlconnector::v1::SubmitBatchResponse response;
+      std::vector<Pending*> items;
+    };
+    auto* call = new Call;
+    call->items = std::move(batch);
+    auto deadline = call->items.front()->deadline;
+    for (Pending* p : call->items) {
+      deadline = std::min(deadline, p->deadline);
+      *call->request.add_submits() = *p->request;
+    }
+    call->ctx.set_deadline(deadline);
+    AddBearerToken(&call->ctx, token_);
+    stub_->async()->SubmitBatch(
+        &call->ctx, &call->request, &call->response, [this, call](grpc::Status s) {
+          const auto& results = call->response.results();
+          for (size_t i = 0; i < call->items.size(); ++i) {
+            Pending* p = call->items[i];
+            if (!s.ok()) {
+              p->result = FromGrpcStatus(s);
+            } else if (static_cast<int>(i) >= results.size()) {
+              p->result = absl::InternalError("writer answered fewer results than submits");
+            } else if (const auto& r = results[static_cast<int>(i)]; r.code() != 0) {
+              p->result = absl::Status(static_cast<absl::StatusCode>(r.code()), r.message());
+            } else {
+              p->result = r.delivery_id();
+            }
+            p->done.Notify();
+          }
+          delete call;
+          absl::MutexLock lock(&mu_);
+          --in_flight_;
+        });
+  }
 }
 
 absl::StatusOr<mlconnector::v1::ListSigningKeysResponse> GrpcWriterClient::ListSigningKeys(

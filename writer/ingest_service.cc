@@ -2,6 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
+#include <memory>
+
 #include "common/grpc_util.h"
 #include "common/ids.h"
 #include "common/logging.h"
@@ -11,6 +14,8 @@ namespace {
 
 using mlconnector::v1::ListSigningKeysRequest;
 using mlconnector::v1::ListSigningKeysResponse;
+using mlconnector::v1::SubmitBatchRequest;
+using mlconnector::v1::SubmitBatchResponse;
 using mlconnector::v1::SubmitRequest;
 using mlconnector::v1::SubmitResponse;
 
@@ -37,7 +42,12 @@ IngestService::IngestService(std::string internal_token, Journal* journal, Pipel
       pipeline_(pipeline),
       keys_(keys),
       clock_(clock),
-      metrics_(metrics) {}
+      metrics_(metrics) {
+  if (metrics_.submits != nullptr) {
+    events_ok_ = metrics_.submits->With({"event", "ok"});
+    events_error_ = metrics_.submits->With({"event", "error"});
+  }
+}
 
 bool IngestService::Authorized(grpc::CallbackServerContext* ctx, const char* method) {
   if (HasBearerToken(*ctx, internal_token_)) return true;
@@ -45,6 +55,87 @@ bool IngestService::Authorized(grpc::CallbackServerContext* ctx, const char* met
             {{"method", method}, {"peer", ctx->peer()}});
   if (metrics_.submits != nullptr) metrics_.submits->With({"any", "unauthenticated"})->Inc();
   return false;
+}
+
+grpc::Status IngestService::Prepare(const SubmitRequest& request, absl::Time now, Delivery* d) {
+  d->delivery_id = NewDeliveryId(now);
+  d->available_at = absl::InfinitePast();  // the journal uses its commit time
+  if (request.has_event()) {
+    const auto& e = request.event();
+    if (!keys_->HasConnection(e.connection_id())) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "unknown connection \"" + e.connection_id() + "\"");
+    }
+    if (e.event_type().empty() || e.object_id().empty() || e.account_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "event needs event_type, object_id and account_id");
+    }
+    d->kind = "event";
+    d->connection_id = e.connection_id();
+    d->event_type = e.event_type();
+    d->object_type = e.object_type();
+    d->object_id = e.object_id();
+    d->account_id = e.account_id();
+    d->business_id = e.business_id();
+    d->identity_id = e.identity_id();
+    d->user_id = e.user_id();
+    d->received_at = absl::FromUnixMicros(e.received_at_unix_micros());
+    d->payload = FieldsJson(e);
+    d->status = DeliveryStatus::kPending;
+  } else if (request.has_handshake()) {
+    const auto& h = request.handshake();
+    if (!keys_->HasConnection(h.connection_id())) {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          "unknown connection \"" + h.connection_id() + "\"");
+    }
+    d->kind = "handshake";
+    d->connection_id = h.connection_id();
+    d->event_type = "callback.verify";
+    d->object_type = "callback";
+    d->object_id = h.callback_id();
+    d->received_at = absl::FromUnixMicros(h.received_at_unix_micros());
+    // The verifier is a secret: the journal records that a handshake came, not the key.
+    d->payload = nlohmann::json::array({{"object_id", h.callback_id()}, {"verifier", "[redacted]"}})
+                     .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    d->status = DeliveryStatus::kHandshake;
+    keys_->RecordHandshake(h.connection_id(), h.callback_id(), h.verifier());
+  } else {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty submit");
+  }
+  if (d->received_at == absl::UnixEpoch()) d->received_at = now;
+  return grpc::Status::OK;
+}
+
+void IngestService::Append(Delivery d, absl::Time received,
+                           std::function<void(const grpc::Status&, const std::string&)> done) {
+  const std::string id = d.delivery_id;
+  const std::string kind = d.kind;
+  const std::string connection = d.connection_id;
+  journal_->Append(std::move(d), [this, id, kind, connection, received,
+                                  done = std::move(done)](absl::Status s) {
+    if (metrics_.submits != nullptr) {
+      (kind == "event" ? (s.ok() ? events_ok_ : events_error_)
+                       : metrics_.submits->With({kind, s.ok() ? "ok" : "error"}))
+          ->Inc();
+    }
+    if (metrics_.submit_seconds != nullptr) {
+      metrics_.submit_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - received));
+    }
+    if (s.ok()) {
+      if (kind == "event") pipeline_->Notify(1);
+      if (kind == "handshake") {
+        log::Info(
+            "ingest: verification handshake recorded; it is trusted only once FreshBooks "
+            "accepts the verifier at registration",
+            {{"connection", connection}, {"delivery_id", id}});
+      }
+      done(grpc::Status::OK, id);
+    } else {
+      log::Error("ingest: journal append failed; ingress will answer 503 and FreshBooks retries",
+                 {{"connection", connection}, {"error", s.ToString()}});
+      done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "journal unavailable"), "");
+    }
+  });
 }
 
 grpc::ServerUnaryReactor* IngestService::Submit(grpc::CallbackServerContext* ctx,
@@ -56,81 +147,50 @@ grpc::ServerUnaryReactor* IngestService::Submit(grpc::CallbackServerContext* ctx
   }
   const absl::Time now = clock_->Now();
   Delivery d;
-  d.delivery_id = NewDeliveryId(now);
-  d.available_at = absl::InfinitePast();  // the journal uses its commit time
-  std::string kind;
-  if (request->has_event()) {
-    const auto& e = request->event();
-    if (!keys_->HasConnection(e.connection_id())) {
-      return FinishNow(ctx, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                         "unknown connection \"" + e.connection_id() + "\""));
-    }
-    if (e.event_type().empty() || e.object_id().empty() || e.account_id().empty()) {
-      return FinishNow(ctx, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                                         "event needs event_type, object_id and account_id"));
-    }
-    kind = "event";
-    d.kind = kind;
-    d.connection_id = e.connection_id();
-    d.event_type = e.event_type();
-    d.object_type = e.object_type();
-    d.object_id = e.object_id();
-    d.account_id = e.account_id();
-    d.business_id = e.business_id();
-    d.identity_id = e.identity_id();
-    d.user_id = e.user_id();
-    d.received_at = absl::FromUnixMicros(e.received_at_unix_micros());
-    d.payload = FieldsJson(e);
-    d.status = DeliveryStatus::kPending;
-  } else if (request->has_handshake()) {
-    const auto& h = request->handshake();
-    if (!keys_->HasConnection(h.connection_id())) {
-      return FinishNow(ctx, grpc::Status(grpc::StatusCode::NOT_FOUND,
-                                         "unknown connection \"" + h.connection_id() + "\""));
-    }
-    kind = "handshake";
-    d.kind = kind;
-    d.connection_id = h.connection_id();
-    d.event_type = "callback.verify";
-    d.object_type = "callback";
-    d.object_id = h.callback_id();
-    d.received_at = absl::FromUnixMicros(h.received_at_unix_micros());
-    // The verifier is a secret: the journal records that a handshake came, not the key.
-    d.payload = nlohmann::json::array({{"object_id", h.callback_id()}, {"verifier", "[redacted]"}})
-                    .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    d.status = DeliveryStatus::kHandshake;
-    keys_->RecordHandshake(h.connection_id(), h.callback_id(), h.verifier());
-  } else {
-    return FinishNow(ctx, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty submit"));
-  }
-  if (d.received_at == absl::UnixEpoch()) d.received_at = now;
-
+  if (grpc::Status s = Prepare(*request, now, &d); !s.ok()) return FinishNow(ctx, s);
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  const std::string id = d.delivery_id;
-  const std::string connection = d.connection_id;
-  journal_->Append(std::move(d), [this, reactor, response, id, kind, connection,
-                                  received = now](absl::Status s) {
-    const char* outcome = s.ok() ? "ok" : "error";
-    if (metrics_.submits != nullptr) metrics_.submits->With({kind, outcome})->Inc();
-    if (metrics_.submit_seconds != nullptr) {
-      metrics_.submit_seconds->Observe(absl::ToDoubleSeconds(clock_->Now() - received));
-    }
-    if (s.ok()) {
-      response->set_delivery_id(id);
-      if (kind == "event") pipeline_->Notify(1);
-      if (kind == "handshake") {
-        log::Info(
-            "ingest: verification handshake recorded; it is trusted only once FreshBooks "
-            "accepts the verifier at registration",
-            {{"connection", connection}, {"delivery_id", id}});
-      }
-      reactor->Finish(grpc::Status::OK);
-    } else {
-      log::Error("ingest: journal append failed; ingress will answer 503 and FreshBooks retries",
-                 {{"connection", connection}, {"error", s.ToString()}});
-      reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "journal unavailable"));
-    }
+  Append(std::move(d), now, [reactor, response](const grpc::Status& s, const std::string& id) {
+    if (s.ok()) response->set_delivery_id(id);
+    reactor->Finish(s);
   });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* IngestService::SubmitBatch(grpc::CallbackServerContext* ctx,
+                                                     const SubmitBatchRequest* request,
+                                                     SubmitBatchResponse* response) {
+  if (!Authorized(ctx, "SubmitBatch")) {
+    return FinishNow(
+        ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
+  }
+  const int n = request->submits_size();
+  if (n == 0) return FinishNow(ctx, grpc::Status::OK);
+  const absl::Time now = clock_->Now();
+  for (int i = 0; i < n; ++i) response->add_results();
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  // The last item to complete (validation failure or journal callback) finishes
+  // the call; the counter starts at n + 1 so the loop below holds it open.
+  auto remaining = std::make_shared<std::atomic<int>>(n + 1);
+  auto finish_one = [reactor, remaining]() {
+    if (remaining->fetch_sub(1) == 1) reactor->Finish(grpc::Status::OK);
+  };
+  for (int i = 0; i < n; ++i) {
+    mlconnector::v1::SubmitResult* result = response->mutable_results(i);
+    Delivery d;
+    if (grpc::Status s = Prepare(request->submits(i), now, &d); !s.ok()) {
+      result->set_code(s.error_code());
+      result->set_message(s.error_message());
+      finish_one();
+      continue;
+    }
+    Append(std::move(d), now, [result, finish_one](const grpc::Status& s, const std::string& id) {
+      result->set_code(s.error_code());
+      result->set_message(s.error_message());
+      result->set_delivery_id(id);
+      finish_one();
+    });
+  }
+  finish_one();
   return reactor;
 }
 

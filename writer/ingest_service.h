@@ -5,6 +5,7 @@
 // submit waiting for its group commit holds no thread. Thread-safe.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "common/clock.h"
@@ -29,12 +30,23 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
                                    const mlconnector::v1::SubmitRequest* request,
                                    mlconnector::v1::SubmitResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitBatch(grpc::CallbackServerContext* ctx,
+                                        const mlconnector::v1::SubmitBatchRequest* request,
+                                        mlconnector::v1::SubmitBatchResponse* response) override;
   grpc::ServerUnaryReactor* ListSigningKeys(
       grpc::CallbackServerContext* ctx, const mlconnector::v1::ListSigningKeysRequest* request,
       mlconnector::v1::ListSigningKeysResponse* response) override;
 
  private:
   bool Authorized(grpc::CallbackServerContext* ctx, const char* method);
+  // Validates a submit and turns it into a journal Delivery; a non-OK status is
+  // the answer for that submit.
+  grpc::Status Prepare(const mlconnector::v1::SubmitRequest& request, absl::Time now,
+                       Delivery* d);
+  // Journals `d`; `done` runs on the journal's committer thread once it is durable
+  // (OK and the delivery id) or failed (UNAVAILABLE).
+  void Append(Delivery d, absl::Time received,
+              std::function<void(const grpc::Status&, const std::string&)> done);
 
   const std::string internal_token_;
   Journal* journal_;
@@ -42,6 +54,8 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
   SigningKeys* keys_;
   Clock* clock_;
   IngestMetrics metrics_;
+  Counter* events_ok_ = nullptr;  // hot children of metrics_.submits
+  Counter* events_error_ = nullptr;
 };
 
 }  // namespace mlc::writer

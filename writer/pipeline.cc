@@ -1,6 +1,7 @@
 #include "writer/pipeline.h"
 
 #include <algorithm>
+#include <iterator>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -97,11 +98,11 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   std::vector<std::optional<std::string>> data;
   for (size_t i = 0; i < batch.size(); ++i) {
     Hydrated& h = hydrated[i];
-    if (!h.attempt.stage.empty()) attempts.push_back(h.attempt);
     if (!h.status.ok()) {
-      Fail({batch[i]}, h.status, "hydrate", h.attempt.duration);
+      Fail({batch[i]}, h.status, "hydrate", h.attempt.duration, h.attempt.http_status);
       continue;
     }
+    if (!h.attempt.stage.empty()) attempts.push_back(h.attempt);
     ready.push_back(batch[i]);
     data.push_back(std::move(h.data));
   }
@@ -117,7 +118,7 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   if (metrics_.sink_seconds != nullptr) metrics_.sink_seconds->Observe(absl::ToDoubleSeconds(took));
   if (metrics_.sink_up != nullptr) metrics_.sink_up->Set(s.ok() ? 1 : 0);
   if (!s.ok()) {
-    Fail(ready, s, "write", took);
+    Fail(ready, s, "write", took, 0, std::move(attempts));
     return 0;
   }
 
@@ -154,7 +155,8 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
 }
 
 void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& status,
-                    const std::string& stage, absl::Duration took) {
+                    const std::string& stage, absl::Duration took, int http_status,
+                    std::vector<Attempt> prior) {
   const absl::Time now = clock_->Now();
   const absl::Duration max_age = absl::Hours(retry_.max_age_hours);
   const bool transient = IsTransient(status);
@@ -165,6 +167,7 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
     Attempt a;
     a.delivery_id = d.delivery_id;
     a.stage = stage;
+    a.http_status = http_status;
     a.error = std::string(status.message());
     a.duration = took;
     a.at = now;
@@ -178,6 +181,10 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
       dead_attempts.push_back(std::move(a));
     }
   }
+  // Earlier stages' attempts go with whichever record is written.
+  std::vector<Attempt>& with = retries.empty() ? dead_attempts : retry_attempts;
+  with.insert(with.end(), std::make_move_iterator(prior.begin()),
+              std::make_move_iterator(prior.end()));
   if (!retries.empty()) {
     log::Warn("pipeline: will retry", {{"stage", stage},
                                         {"sink", sink_->Name()},

@@ -55,8 +55,11 @@ class Pipeline {
   void Loop();
   // Waits until notified about `want` new deliveries, stopped, or `deadline`.
   void WaitFor(absl::Time deadline, int64_t want);
+  // Records the failure of `stage` for `batch` (retry or dead), together with
+  // `prior` attempts of earlier stages that succeeded.
   void Fail(const std::vector<Delivery>& batch, const absl::Status& status,
-            const std::string& stage, absl::Duration took);
+            const std::string& stage, absl::Duration took, int http_status = 0,
+            std::vector<Attempt> prior = {});
 
   Journal* journal_;
   Sink* sink_;

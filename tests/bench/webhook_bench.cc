@@ -10,7 +10,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <unistd.h>
+
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -33,6 +36,25 @@ long PeakRssKb(pid_t pid) {
     if (line.rfind("VmHWM:", 0) == 0) return std::atol(line.c_str() + 6);
   }
   return -1;
+}
+
+// CPU time (user + system) a process has used, in seconds.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string f;
+  double utime = 0, stime = 0;
+  for (int i = 3; fields >> f; ++i) {
+    if (i == 14) utime = std::atof(f.c_str());
+    if (i == 15) {
+      stime = std::atof(f.c_str());
+      break;
+    }
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 double Metric(const std::string& text, const std::string& name) {
@@ -96,11 +118,14 @@ int main(int argc, char** argv) {
 
   std::printf("webhook_bench: %d s per level, both services as processes, durable commits\n",
               seconds);
-  std::printf("%6s %10s %9s %9s %9s %12s %9s %12s %12s\n", "conns", "acks", "acks/s", "p50 ms",
-              "p99 ms", "p999 ms", "errors", "fsync/1k", "");
+  std::printf("%6s %9s %8s %8s %8s %8s %7s %9s %s\n", "conns", "acks", "acks/s", "p50 ms",
+              "p99 ms", "p999 ms", "errors", "fsync/1k", "CPU us/ack: ingress writer client");
   for (int conns : levels) {
     const double commits_before =
         Metric(services.HttpGet(services.metrics_port(), "/metrics"), "mlc_journal_commits_total");
+    const double ingress_cpu0 = CpuSeconds(services.ingress()->pid());
+    const double writer_cpu0 = CpuSeconds(services.writer()->pid());
+    const double self_cpu0 = CpuSeconds(getpid());
     std::atomic<bool> stop{false};
     std::atomic<long> errors{0};
     std::vector<std::vector<double>> lat(static_cast<size_t>(conns));
@@ -141,9 +166,13 @@ int main(int argc, char** argv) {
     const double acks = static_cast<double>(all.size());
     // Pipeline commits (marking rows written) share the journal; count them all.
     const double per_1k = acks > 0 ? (commits_after - commits_before) * 1000.0 / acks : 0;
-    std::printf("%6d %10.0f %9.0f %9.2f %9.2f %12.2f %9ld %12.1f\n", conns, acks, acks / elapsed,
-                Percentile(all, 0.50), Percentile(all, 0.99), Percentile(all, 0.999), errors.load(),
-                per_1k);
+    const double us = acks > 0 ? 1e6 / acks : 0;
+    std::printf("%6d %9.0f %8.0f %8.2f %8.2f %8.2f %7ld %9.1f %7.0f %7.0f %7.0f\n", conns, acks,
+                acks / elapsed, Percentile(all, 0.50), Percentile(all, 0.99),
+                Percentile(all, 0.999), errors.load(), per_1k,
+                (CpuSeconds(services.ingress()->pid()) - ingress_cpu0) * us,
+                (CpuSeconds(services.writer()->pid()) - writer_cpu0) * us,
+                (CpuSeconds(getpid()) - self_cpu0) * us);
     std::fflush(stdout);
   }
   // Let the pipeline drain so the figures include a full run, then report memory.
