@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "common/webhook_signature.h"
 
 namespace {
@@ -63,7 +64,7 @@ int SendWebhook(int argc, char** argv) {
       dry_run = true;
     } else if (a == "--timeout" && i + 1 < argc) {
       timeout = std::atoi(argv[++i]);
-    } else if (a.find('=') != std::string::npos && a.rfind("--", 0) != 0) {
+    } else if (absl::StrContains(a, '=') && !absl::StartsWith(a, "--")) {
       const size_t eq = a.find('=');
       fields.emplace_back(a.substr(0, eq), a.substr(eq + 1));
     } else {
@@ -112,7 +113,7 @@ int SendWebhook(int argc, char** argv) {
   client.set_write_timeout(timeout, 0);
   client.set_tcp_nodelay(true);
   httplib::Headers headers = {{"X-FreshBooks-Hmac-SHA256", signature}};
-  auto res = client.Post(path.c_str(), headers, body, "application/x-www-form-urlencoded");
+  auto res = client.Post(path, headers, body, "application/x-www-form-urlencoded");
   if (!res) {
     std::fprintf(stderr, "mlc: POST %s failed: %s\n", url.c_str(),
                  httplib::to_string(res.error()).c_str());

@@ -19,7 +19,10 @@
 #define MLC_ASSIGN_OR_RETURN(lhs, rexpr) \
   MLC_ASSIGN_OR_RETURN_IMPL_(MLC_CONCAT_(mlc_statusor_, __LINE__), lhs, rexpr)
 
+// NOLINTBEGIN(bugprone-macro-parentheses): `lhs` is a declaration, it cannot be
+// parenthesised.
 #define MLC_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
   auto statusor = (rexpr);                               \
   if (!statusor.ok()) return statusor.status();          \
   lhs = std::move(statusor).value()
+// NOLINTEND(bugprone-macro-parentheses)

@@ -15,15 +15,15 @@ namespace {
 constexpr size_t kNpos = std::string_view::npos;
 
 // Hex digit value, or -1. A table keeps the decode loop branch-light.
-constexpr std::array<int8_t, 256> MakeHexTable() {
-  std::array<int8_t, 256> t{};
+constexpr std::array<int, 256> MakeHexTable() {
+  std::array<int, 256> t{};
   for (auto& v : t) v = -1;
-  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<int8_t>(c - '0');
-  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<int8_t>(c - 'a' + 10);
-  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<int8_t>(c - 'A' + 10);
+  for (int c = '0'; c <= '9'; ++c) t[c] = c - '0';
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = c - 'a' + 10;
+  for (int c = 'A'; c <= 'F'; ++c) t[c] = c - 'A' + 10;
   return t;
 }
-constexpr std::array<int8_t, 256> kHexValue = MakeHexTable();
+constexpr std::array<int, 256> kHexValue = MakeHexTable();
 
 // Bytes EncodeWebhookForm writes as is (RFC 3986 unreserved, like Python's quote_plus).
 constexpr std::array<bool, 256> MakeUnreservedTable() {

@@ -69,8 +69,8 @@ class DeadlineStream final : public httplib::Stream {
     return const_cast<DeadlineStream*>(this)->PollRead() > 0;
   }
   bool is_writable() const override {
-    return const_cast<DeadlineStream*>(this)->Poll(
-               POLLOUT, static_cast<int>(write_timeout_.count())) > 0;
+    return const_cast<DeadlineStream*>(this)->Poll(POLLOUT,
+                                                   static_cast<int>(write_timeout_.count())) > 0;
   }
 
   ssize_t read(char* ptr, size_t size) override {
@@ -163,7 +163,7 @@ class DeadlineStream final : public httplib::Stream {
     if (r == 0) deadline_hit_ = true;
     return r;
   }
-  int Poll(short events, int timeout_ms) {
+  int Poll(int16_t events, int timeout_ms) {
     pollfd p{sock_, events, 0};
     int r;
     do {
@@ -211,8 +211,8 @@ bool DeadlineServer::process_and_close_socket(socket_t sock) {
     if (!strm.WaitForRequest(idle, svr_sock_)) break;
     strm.set_deadline(SteadyClock::now() + limits_.request_read_timeout);
     bool connection_closed = false;
-    const bool last = served + 1 == limits_.max_requests_per_connection ||
-                      svr_sock_ == INVALID_SOCKET;
+    const bool last =
+        served + 1 == limits_.max_requests_per_connection || svr_sock_ == INVALID_SOCKET;
     // cpp-httplib 0.11 applies payload_max_length only to a body with a
     // Content-Length: a chunked body, or one read until EOF, would be buffered
     // whole. Cap those (chunk framing included); the webhook route answers 413 to
@@ -257,8 +257,8 @@ IngressServer::IngressServer(const IngressConfig& config, Limits limits,
   }
   keys_ = std::make_unique<KeyCache>(writer_.get(), limits_);
   WebhookMetrics wm;
-  wm.webhooks = registry_.AddCounter("mlc_webhooks_total", "Webhook requests by outcome",
-                                     {"outcome"});
+  wm.webhooks =
+      registry_.AddCounter("mlc_webhooks_total", "Webhook requests by outcome", {"outcome"});
   wm.ack_seconds = registry_
                        .AddHistogram("mlc_webhook_ack_seconds",
                                      "Accepted webhooks: request read to 202 (journaled)")
@@ -269,9 +269,8 @@ IngressServer::IngressServer(const IngressConfig& config, Limits limits,
   handler_ = std::make_unique<WebhookHandler>(keys_.get(), writer_.get(), limits_, wm);
   ready_gauge_ =
       registry_.AddGauge("mlc_ingress_ready", "1 when the writer answers ingress")->With({});
-  http_requests_ = registry_.AddCounter("mlc_http_requests_total",
-                                        "HTTP requests answered by ingress, by status class",
-                                        {"code"});
+  http_requests_ = registry_.AddCounter(
+      "mlc_http_requests_total", "HTTP requests answered by ingress, by status class", {"code"});
   http_.set_read_timeout_counter(
       registry_
           .AddCounter("mlc_http_read_timeouts_total",

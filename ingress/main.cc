@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "common/config.h"
 #include "common/logging.h"
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
     const std::string arg = argv[i];
     if (arg == "--config" && i + 1 < argc) {
       config_path = argv[++i];
-    } else if (arg.rfind("--config=", 0) == 0) {
+    } else if (absl::StartsWith(arg, "--config=")) {
       config_path = arg.substr(9);
     } else if (arg == "--help" || arg == "-h") {
       return Usage() - 2;

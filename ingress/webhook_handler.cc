@@ -191,8 +191,9 @@ WebhookResponse WebhookHandler::SubmitToWriter(const WebhookRequest& request,
       case absl::StatusCode::kInvalidArgument:
         return Reject(request, 400, "malformed", std::string(id.status().message()));
       case absl::StatusCode::kUnauthenticated:
-        log::Error("the writer rejected ingress's internal token: check that ingress and "
-                   "writer share internal_token (MLC_INTERNAL_TOKEN)");
+        log::Error(
+            "the writer rejected ingress's internal token: check that ingress and "
+            "writer share internal_token (MLC_INTERNAL_TOKEN)");
         return Reject(request, 503, "writer_unavailable", "writer unavailable");
       default:
         keys_->Nudge();

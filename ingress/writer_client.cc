@@ -94,7 +94,7 @@ void GrpcWriterClient::DispatchLoop() {
     call->ctx.set_deadline(deadline);
     AddBearerToken(&call->ctx, token_);
     stub_->async()->SubmitBatch(
-        &call->ctx, &call->request, &call->response, [this, call](grpc::Status s) {
+        &call->ctx, &call->request, &call->response, [this, call](const grpc::Status& s) {
           const auto& results = call->response.results();
           for (size_t i = 0; i < call->items.size(); ++i) {
             Pending* p = call->items[i];

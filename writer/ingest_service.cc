@@ -112,7 +112,7 @@ void IngestService::Append(Delivery d, absl::Time received,
   const std::string kind = d.kind;
   const std::string connection = d.connection_id;
   journal_->Append(std::move(d), [this, id, kind, connection, received,
-                                  done = std::move(done)](absl::Status s) {
+                                  done = std::move(done)](const absl::Status& s) {
     if (metrics_.submits != nullptr) {
       (kind == "event" ? (s.ok() ? events_ok_ : events_error_)
                        : metrics_.submits->With({kind, s.ok() ? "ok" : "error"}))

@@ -41,8 +41,7 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
   bool Authorized(grpc::CallbackServerContext* ctx, const char* method);
   // Validates a submit and turns it into a journal Delivery; a non-OK status is
   // the answer for that submit.
-  grpc::Status Prepare(const mlconnector::v1::SubmitRequest& request, absl::Time now,
-                       Delivery* d);
+  grpc::Status Prepare(const mlconnector::v1::SubmitRequest& request, absl::Time now, Delivery* d);
   // Journals `d`; `done` runs on the journal's committer thread once it is durable
   // (OK and the delivery id) or failed (UNAVAILABLE).
   void Append(Delivery d, absl::Time received,

@@ -119,8 +119,7 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, 
   MLC_RETURN_IF_ERROR(write_db->Exec(kSchema));
   MLC_RETURN_IF_ERROR(write_db->Exec(absl::StrCat("PRAGMA user_version=", kSchemaVersion)));
   MLC_ASSIGN_OR_RETURN(auto read_db, Db::Open(path, Durability::kNormal));
-  std::unique_ptr<Journal> j(
-      new Journal(std::move(write_db), std::move(read_db), clock, metrics));
+  std::unique_ptr<Journal> j(new Journal(std::move(write_db), std::move(read_db), clock, metrics));
   MLC_RETURN_IF_ERROR(j->Prepare());
   j->committer_ = std::thread([p = j.get()] { p->CommitterLoop(); });
   return j;
@@ -128,7 +127,10 @@ absl::StatusOr<std::unique_ptr<Journal>> Journal::Open(const std::string& path, 
 
 Journal::Journal(std::unique_ptr<Db> write_db, std::unique_ptr<Db> read_db, Clock* clock,
                  JournalMetrics metrics)
-    : write_db_(std::move(write_db)), read_db_(std::move(read_db)), clock_(clock), metrics_(metrics) {}
+    : write_db_(std::move(write_db)),
+      read_db_(std::move(read_db)),
+      clock_(clock),
+      metrics_(metrics) {}
 
 absl::Status Journal::Prepare() {
   MLC_ASSIGN_OR_RETURN(
@@ -154,9 +156,9 @@ absl::Status Journal::Prepare() {
       Stmt mark_dead,
       write_db_->Prepare("UPDATE deliveries SET status = 'dead', attempts = attempts + 1, "
                          "last_error = ?2, finished_at_us = ?3 WHERE delivery_id = ?1"));
-  stmts_.reset(new Statements{std::move(insert_delivery), std::move(insert_attempt),
-                              std::move(mark_written), std::move(mark_retry),
-                              std::move(mark_dead)});
+  stmts_ = std::make_unique<Statements>(
+      Statements{std::move(insert_delivery), std::move(insert_attempt), std::move(mark_written),
+                 std::move(mark_retry), std::move(mark_dead)});
   return absl::OkStatus();
 }
 
@@ -185,9 +187,8 @@ void Journal::CommitterLoop() {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Journal* j) ABSL_EXCLUSIVE_LOCKS_REQUIRED(j->mu_) {
-            return j->stopping_ || !j->queue_.empty();
-          },
+          +[](Journal* j)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(j->mu_) { return j->stopping_ || !j->queue_.empty(); },
           this));
       if (queue_.empty()) return;  // stopping and drained
       const size_t n = std::min(queue_.size(), kMaxOpsPerCommit);
@@ -214,7 +215,9 @@ void Journal::CommitterLoop() {
     if (metrics_.commit_seconds != nullptr) {
       metrics_.commit_seconds->Observe(absl::ToDoubleSeconds(absl::Now() - start));
     }
-    if (metrics_.group_size != nullptr) metrics_.group_size->Observe(static_cast<double>(group.size()));
+    if (metrics_.group_size != nullptr) {
+      metrics_.group_size->Observe(static_cast<double>(group.size()));
+    }
     for (Op& op : group) op.done(s);
   }
 }
@@ -327,8 +330,7 @@ void Journal::MarkRetry(const std::vector<std::pair<std::string, absl::Time>>& r
 void Journal::MarkDead(const std::vector<std::string>& delivery_ids, const std::string& reason,
                        std::vector<Attempt> attempts, Done done) {
   Op op;
-  op.apply = [this, ids = delivery_ids, reason,
-              attempts = std::move(attempts)]() -> absl::Status {
+  op.apply = [this, ids = delivery_ids, reason, attempts = std::move(attempts)]() -> absl::Status {
     Stmt& st = stmts_->mark_dead;
     const int64_t now = Micros(clock_->Now());
     for (const std::string& id : ids) {
@@ -367,7 +369,8 @@ absl::Status Journal::MarkWrittenSync(const std::vector<std::string>& ids,
 
 absl::Status Journal::MarkRetrySync(const std::vector<std::pair<std::string, absl::Time>>& retries,
                                     const std::string& error, std::vector<Attempt> attempts) {
-  return RunSync([&](Done done) { MarkRetry(retries, error, std::move(attempts), std::move(done)); });
+  return RunSync(
+      [&](Done done) { MarkRetry(retries, error, std::move(attempts), std::move(done)); });
 }
 
 absl::Status Journal::MarkDeadSync(const std::vector<std::string>& ids, const std::string& reason,
@@ -395,8 +398,8 @@ absl::StatusOr<std::vector<Delivery>> Journal::FetchDue(absl::Time now, int limi
 absl::StatusOr<std::optional<absl::Time>> Journal::NextAvailable() {
   absl::MutexLock lock(&read_mu_);
   MLC_ASSIGN_OR_RETURN(
-      Stmt st, read_db_->Prepare(
-                   "SELECT MIN(available_at_us) FROM deliveries WHERE status = 'pending'"));
+      Stmt st,
+      read_db_->Prepare("SELECT MIN(available_at_us) FROM deliveries WHERE status = 'pending'"));
   MLC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row || st.ColumnIsNull(0)) return std::optional<absl::Time>();
   return std::optional<absl::Time>(absl::FromUnixMicros(st.ColumnInt(0)));
@@ -404,9 +407,9 @@ absl::StatusOr<std::optional<absl::Time>> Journal::NextAvailable() {
 
 absl::StatusOr<std::optional<Delivery>> Journal::Get(const std::string& delivery_id) {
   absl::MutexLock lock(&read_mu_);
-  MLC_ASSIGN_OR_RETURN(Stmt st, read_db_->Prepare(absl::StrCat(
-                                    "SELECT ", kSelectColumns,
-                                    " FROM deliveries WHERE delivery_id = ?1")));
+  MLC_ASSIGN_OR_RETURN(Stmt st,
+                       read_db_->Prepare(absl::StrCat("SELECT ", kSelectColumns,
+                                                      " FROM deliveries WHERE delivery_id = ?1")));
   st.BindText(1, delivery_id);
   MLC_ASSIGN_OR_RETURN(bool row, st.Step());
   if (!row) return std::optional<Delivery>();
@@ -415,10 +418,10 @@ absl::StatusOr<std::optional<Delivery>> Journal::Get(const std::string& delivery
 
 absl::StatusOr<std::vector<Attempt>> Journal::Attempts(const std::string& delivery_id) {
   absl::MutexLock lock(&read_mu_);
-  MLC_ASSIGN_OR_RETURN(Stmt st, read_db_->Prepare(
-                                    "SELECT delivery_id, stage, outcome, http_status, error, "
-                                    "duration_us, at_us FROM attempts WHERE delivery_id = ?1 "
-                                    "ORDER BY id"));
+  MLC_ASSIGN_OR_RETURN(Stmt st,
+                       read_db_->Prepare("SELECT delivery_id, stage, outcome, http_status, error, "
+                                         "duration_us, at_us FROM attempts WHERE delivery_id = ?1 "
+                                         "ORDER BY id"));
   st.BindText(1, delivery_id);
   std::vector<Attempt> out;
   while (true) {

@@ -28,7 +28,9 @@ Pipeline::Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* cloc
 
 Pipeline::~Pipeline() { Stop(); }
 
-void Pipeline::Start() { thread_ = std::thread([this] { Loop(); }); }
+void Pipeline::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void Pipeline::Stop() {
   {
@@ -45,9 +47,8 @@ void Pipeline::Notify(int n) {
 
 void Pipeline::WaitFor(absl::Time deadline, int64_t want) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this, want]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopping_ || notified_ >= want;
-  };
+  auto ready = [this, want]()
+                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || notified_ >= want; };
   mu_.AwaitWithDeadline(absl::Condition(&ready), std::min(deadline, absl::Now() + kMaxIdleWait));
 }
 
@@ -69,7 +70,9 @@ void Pipeline::Loop() {
     if (due->empty()) {
       absl::StatusOr<std::optional<absl::Time>> next = journal_->NextAvailable();
       absl::Time deadline = absl::Now() + kMaxIdleWait;
-      if (next.ok() && next->has_value()) deadline = std::min(deadline, absl::Now() + (**next - now));
+      if (next.ok() && next->has_value()) {
+        deadline = std::min(deadline, absl::Now() + (**next - now));
+      }
       WaitFor(deadline, 1);
       continue;
     }
@@ -90,7 +93,9 @@ void Pipeline::Loop() {
 
 int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   if (batch.empty()) return 0;
-  if (metrics_.batch_rows != nullptr) metrics_.batch_rows->Observe(static_cast<double>(batch.size()));
+  if (metrics_.batch_rows != nullptr) {
+    metrics_.batch_rows->Observe(static_cast<double>(batch.size()));
+  }
 
   std::vector<Hydrated> hydrated = hydrator_->Hydrate(batch);
   std::vector<Attempt> attempts;
@@ -111,7 +116,9 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   const absl::Time start = clock_->Now();
   std::vector<Row> rows;
   rows.reserve(ready.size());
-  for (size_t i = 0; i < ready.size(); ++i) rows.push_back(FreshBooksEventRow(ready[i], data[i], start));
+  for (size_t i = 0; i < ready.size(); ++i) {
+    rows.push_back(FreshBooksEventRow(ready[i], data[i], start));
+  }
   const absl::Time t0 = absl::Now();
   absl::Status s = sink_->Upsert(FreshBooksEventsTable(), rows);
   const absl::Duration took = absl::Now() - t0;
@@ -187,25 +194,23 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
               std::make_move_iterator(prior.end()));
   if (!retries.empty()) {
     log::Warn("pipeline: will retry", {{"stage", stage},
-                                        {"sink", sink_->Name()},
-                                        {"count", static_cast<int64_t>(retries.size())},
-                                        {"error", status.ToString()}});
-    absl::Status s = journal_->MarkRetrySync(retries, std::string(status.message()),
-                                             std::move(retry_attempts));
+                                       {"sink", sink_->Name()},
+                                       {"count", static_cast<int64_t>(retries.size())},
+                                       {"error", status.ToString()}});
+    absl::Status s =
+        journal_->MarkRetrySync(retries, std::string(status.message()), std::move(retry_attempts));
     if (!s.ok()) log::Error("pipeline: cannot record retry", {{"error", s.ToString()}});
     if (metrics_.deliveries != nullptr) {
       metrics_.deliveries->With({"retry"})->Inc(static_cast<double>(retries.size()));
     }
   }
   if (!dead.empty()) {
-    const std::string reason =
-        transient ? absl::StrCat("gave up after ", retry_.max_age_hours, "h of retries: ",
-                                 status.message())
-                  : std::string(status.message());
-    log::Error("pipeline: deliveries are dead (replayable once the cause is fixed)",
-               {{"stage", stage},
-                {"count", static_cast<int64_t>(dead.size())},
-                {"reason", reason}});
+    const std::string reason = transient ? absl::StrCat("gave up after ", retry_.max_age_hours,
+                                                        "h of retries: ", status.message())
+                                         : std::string(status.message());
+    log::Error(
+        "pipeline: deliveries are dead (replayable once the cause is fixed)",
+        {{"stage", stage}, {"count", static_cast<int64_t>(dead.size())}, {"reason", reason}});
     absl::Status s = journal_->MarkDeadSync(dead, reason, std::move(dead_attempts));
     if (!s.ok()) log::Error("pipeline: cannot record dead letters", {{"error", s.ToString()}});
     if (metrics_.deliveries != nullptr) {

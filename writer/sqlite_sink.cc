@@ -61,8 +61,8 @@ absl::Status SqliteSink::EnsureTableLocked(const TableSpec& table) {
                                              " (", absl::StrJoin(cols, ", "), ", PRIMARY KEY (",
                                              absl::StrJoin(key, ", "), "))")));
   // Schema evolution: add columns the spec has and the table lacks.
-  MLC_ASSIGN_OR_RETURN(Stmt info, db_->Prepare(absl::StrCat("PRAGMA table_info(",
-                                                            QuoteIdent(table.name), ")")));
+  MLC_ASSIGN_OR_RETURN(
+      Stmt info, db_->Prepare(absl::StrCat("PRAGMA table_info(", QuoteIdent(table.name), ")")));
   std::set<std::string> existing;
   while (true) {
     MLC_ASSIGN_OR_RETURN(bool row, info.Step());
@@ -71,9 +71,9 @@ absl::Status SqliteSink::EnsureTableLocked(const TableSpec& table) {
   }
   for (const ColumnSpec& c : table.columns) {
     if (existing.count(c.name) > 0) continue;
-    MLC_RETURN_IF_ERROR(db_->Exec(absl::StrCat("ALTER TABLE ", QuoteIdent(table.name),
-                                               " ADD COLUMN ", QuoteIdent(c.name), " ",
-                                               SqliteType(c.type))));
+    MLC_RETURN_IF_ERROR(
+        db_->Exec(absl::StrCat("ALTER TABLE ", QuoteIdent(table.name), " ADD COLUMN ",
+                               QuoteIdent(c.name), " ", SqliteType(c.type))));
   }
   ensured_.insert(table.name);
   return absl::OkStatus();
@@ -99,10 +99,9 @@ absl::Status SqliteSink::UpsertLocked(const TableSpec& table, const std::vector<
     updates.push_back(absl::StrCat(q, " = excluded.", q));
   }
   for (const std::string& k : table.key) key.push_back(QuoteIdent(k));
-  std::string sql = absl::StrCat("INSERT INTO ", QuoteIdent(table.name), " (",
-                                 absl::StrJoin(names, ", "), ") VALUES (",
-                                 absl::StrJoin(params, ", "), ") ON CONFLICT (",
-                                 absl::StrJoin(key, ", "), ") DO ");
+  std::string sql = absl::StrCat(
+      "INSERT INTO ", QuoteIdent(table.name), " (", absl::StrJoin(names, ", "), ") VALUES (",
+      absl::StrJoin(params, ", "), ") ON CONFLICT (", absl::StrJoin(key, ", "), ") DO ");
   if (table.insert_only) {
     absl::StrAppend(&sql, "NOTHING");
   } else {
@@ -117,8 +116,8 @@ absl::Status SqliteSink::UpsertLocked(const TableSpec& table, const std::vector<
   for (const Row& row : rows) {
     if (row.size() != table.columns.size()) {
       return absl::InvalidArgumentError(absl::StrCat("table ", table.name, ": row has ", row.size(),
-                                                     " values, spec has ",
-                                                     table.columns.size(), " columns"));
+                                                     " values, spec has ", table.columns.size(),
+                                                     " columns"));
     }
     for (size_t i = 0; i < row.size(); ++i) {
       const int idx = static_cast<int>(i + 1);

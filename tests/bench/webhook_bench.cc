@@ -6,11 +6,11 @@
 //   webhook_bench [--seconds N] [--levels 1,8,32,128]
 #include <httplib.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
 
   std::printf("webhook_bench: %d s per level, both services as processes, durable commits\n",
               seconds);
-  std::printf("%6s %9s %8s %8s %8s %8s %7s %9s %s\n", "conns", "acks", "acks/s", "p50 ms",
-              "p99 ms", "p999 ms", "errors", "fsync/1k", "CPU us/ack: ingress writer client");
+  std::printf("%6s %9s %8s %8s %8s %8s %7s %9s %s\n", "conns", "acks", "acks/s", "p50 ms", "p99 ms",
+              "p999 ms", "errors", "fsync/1k", "CPU us/ack: ingress writer client");
   for (int conns : levels) {
     const double commits_before =
         Metric(services.HttpGet(services.metrics_port(), "/metrics"), "mlc_journal_commits_total");

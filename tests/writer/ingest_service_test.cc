@@ -1,8 +1,10 @@
 // Ingest over real gRPC against an in-process WriterApp: the internal token, per-
 // item results of SubmitBatch, and that an OK answer means the row is journaled.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "absl/synchronization/notification.h"
 #include "common/config.h"
 #include "common/grpc_util.h"
 #include "mlconnector/v1/ingest.grpc.pb.h"
@@ -38,8 +40,8 @@ class IngestServiceTest : public ::testing::Test {
     ASSERT_TRUE(app.ok()) << app.status();
     app_ = std::move(*app);
     ASSERT_TRUE(app_->Start().ok());
-    stub_ = Ingest::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(app_->grpc_port()), grpc::InsecureChannelCredentials()));
+    stub_ = Ingest::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(app_->grpc_port()),
+                                                grpc::InsecureChannelCredentials()));
   }
 
   static SubmitRequest Event(const std::string& connection, const std::string& object_id) {
@@ -126,6 +128,34 @@ TEST_F(IngestServiceTest, EmptyBatchIsOk) {
   SubmitBatchResponse response;
   EXPECT_TRUE(stub_->SubmitBatch(&ctx, SubmitBatchRequest(), &response).ok());
   EXPECT_EQ(response.results_size(), 0);
+}
+
+// grpc.health.v1 is served (for Kubernetes gRPC probes). Called through the
+// generic stub with hand-encoded messages: HealthCheckRequest{} is empty, and
+// SERVING is field 1 = 1, i.e. the bytes 08 01.
+TEST_F(IngestServiceTest, ServesGrpcHealth) {
+  grpc::GenericStub generic(grpc::CreateChannel("127.0.0.1:" + std::to_string(app_->grpc_port()),
+                                                grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice empty("", 0);
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  absl::Notification done;
+  generic.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                    [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& slice : slices)
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  EXPECT_EQ(bytes, std::string("\x08\x01", 2));
 }
 
 }  // namespace
