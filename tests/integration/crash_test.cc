@@ -86,8 +86,16 @@ TEST(CrashTest, EveryAcknowledgedDeliveryLandsExactlyOnceAcrossWriterKills) {
       std::chrono::seconds(30));
   ASSERT_TRUE(all_landed) << s.WriterLog();
   for (const std::string& id : acked) EXPECT_EQ(rows[id], 1) << id;
-  EXPECT_EQ(s.Query("journal.db", "SELECT COUNT(*) FROM deliveries WHERE status != 'written'"),
-            "0");
+  // Rows land before the journal marks them written; the marks follow shortly.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return s.Query("journal.db", "SELECT COUNT(*) FROM deliveries WHERE status != 'written'") ==
+               "0";
+      },
+      std::chrono::seconds(30)))
+      << s.Query("journal.db",
+                 "SELECT group_concat(status) FROM deliveries WHERE status != "
+                 "'written'");
   std::cout << "crash test: " << acked.size() << " acknowledged, " << unavailable.load()
             << " answered 503/refused during " << kKills << " SIGKILLs, " << rows.size()
             << " rows in freshbooks_events\n";
