@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <iterator>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -17,8 +18,14 @@ constexpr absl::Duration kMaxIdleWait = absl::Seconds(1);
 
 Pipeline::Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* clock,
                    BatchConfig batch, RetryConfig retry, PipelineMetrics metrics)
+    : Pipeline(
+          journal, [sink](const std::string&) { return sink; }, hydrator, clock, batch, retry,
+          metrics) {}
+
+Pipeline::Pipeline(Journal* journal, SinkFor sink_for, Hydrator* hydrator, Clock* clock,
+                   BatchConfig batch, RetryConfig retry, PipelineMetrics metrics)
     : journal_(journal),
-      sink_(sink),
+      sink_for_(std::move(sink_for)),
       hydrator_(hydrator),
       clock_(clock),
       batch_(batch),
@@ -98,34 +105,49 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   }
 
   std::vector<Hydrated> hydrated = hydrator_->Hydrate(batch);
-  std::vector<Attempt> attempts;
-  std::vector<Delivery> ready;
-  std::vector<std::optional<std::string>> data;
+  // Deliveries are written per sink: every connection may have its own
+  // workspace (the embedded default has one sink for all).
+  std::map<Sink*, WriteGroup> groups;
   for (size_t i = 0; i < batch.size(); ++i) {
     Hydrated& h = hydrated[i];
     if (!h.status.ok()) {
       Fail({batch[i]}, h.status, "hydrate", h.attempt.duration, h.attempt.http_status);
       continue;
     }
-    if (!h.attempt.stage.empty()) attempts.push_back(h.attempt);
-    ready.push_back(batch[i]);
-    data.push_back(std::move(h.data));
+    Sink* sink = sink_for_(batch[i].connection_id);
+    if (sink == nullptr) {
+      Fail({batch[i]},
+           absl::FailedPreconditionError(absl::StrCat("connection \"", batch[i].connection_id,
+                                                      "\" is not configured in this writer")),
+           "write", absl::ZeroDuration());
+      continue;
+    }
+    WriteGroup& g = groups[sink];
+    if (!h.attempt.stage.empty()) g.attempts.push_back(h.attempt);
+    g.deliveries.push_back(batch[i]);
+    g.data.push_back(std::move(h.data));
   }
-  if (ready.empty()) return 0;
+  int written = 0;
+  for (auto& [sink, group] : groups) written += Write(sink, group);
+  return written;
+}
 
+int Pipeline::Write(Sink* sink, WriteGroup& group) {
+  const std::vector<Delivery>& ready = group.deliveries;
+  std::vector<Attempt>& attempts = group.attempts;
   const absl::Time start = clock_->Now();
   std::vector<Row> rows;
   rows.reserve(ready.size());
   for (size_t i = 0; i < ready.size(); ++i) {
-    rows.push_back(FreshBooksEventRow(ready[i], data[i], start));
+    rows.push_back(FreshBooksEventRow(ready[i], group.data[i], start));
   }
   const absl::Time t0 = absl::Now();
-  absl::Status s = sink_->Upsert(FreshBooksEventsTable(), rows);
+  absl::Status s = sink->Upsert(FreshBooksEventsTable(), rows);
   const absl::Duration took = absl::Now() - t0;
   if (metrics_.sink_seconds != nullptr) metrics_.sink_seconds->Observe(absl::ToDoubleSeconds(took));
   if (metrics_.sink_up != nullptr) metrics_.sink_up->Set(s.ok() ? 1 : 0);
   if (!s.ok()) {
-    Fail(ready, s, "write", took, 0, std::move(attempts));
+    Fail(ready, s, "write", took, 0, std::move(attempts), sink->Name());
     return 0;
   }
 
@@ -156,14 +178,14 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
     metrics_.deliveries->With({"written"})->Inc(static_cast<double>(ids.size()));
   }
   log::Debug("pipeline: batch written", {{"rows", static_cast<int64_t>(ids.size())},
-                                         {"sink", sink_->Name()},
+                                         {"sink", sink->Name()},
                                          {"ms", absl::ToDoubleMilliseconds(took)}});
   return static_cast<int>(ids.size());
 }
 
 void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& status,
                     const std::string& stage, absl::Duration took, int http_status,
-                    std::vector<Attempt> prior) {
+                    std::vector<Attempt> prior, const std::string& sink_name) {
   const absl::Time now = clock_->Now();
   const absl::Duration max_age = absl::Hours(retry_.max_age_hours);
   const bool transient = IsTransient(status);
@@ -194,7 +216,7 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
               std::make_move_iterator(prior.end()));
   if (!retries.empty()) {
     log::Warn("pipeline: will retry", {{"stage", stage},
-                                       {"sink", sink_->Name()},
+                                       {"sink", sink_name},
                                        {"count", static_cast<int64_t>(retries.size())},
                                        {"error", status.ToString()}});
     absl::Status s =

@@ -11,8 +11,12 @@
 // thread-safe.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/random/random.h"
@@ -37,7 +41,14 @@ struct PipelineMetrics {
 
 class Pipeline {
  public:
+  // Which sink a connection's rows go to; nullptr: the connection is unknown
+  // (its deliveries become dead with that reason).
+  using SinkFor = std::function<Sink*(const std::string& connection_id)>;
+
+  // One sink for every connection (the embedded default).
   Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* clock, BatchConfig batch,
+           RetryConfig retry, PipelineMetrics metrics = {});
+  Pipeline(Journal* journal, SinkFor sink_for, Hydrator* hydrator, Clock* clock, BatchConfig batch,
            RetryConfig retry, PipelineMetrics metrics = {});
   ~Pipeline();  // Stop()
 
@@ -52,17 +63,24 @@ class Pipeline {
   int ProcessBatch(const std::vector<Delivery>& batch);
 
  private:
+  struct WriteGroup {
+    std::vector<Delivery> deliveries;
+    std::vector<std::optional<std::string>> data;  // per delivery
+    std::vector<Attempt> attempts;                 // earlier stages' successes
+  };
   void Loop();
+  // Writes one sink's share of a batch; returns the number written.
+  int Write(Sink* sink, WriteGroup& group);
   // Waits until notified about `want` new deliveries, stopped, or `deadline`.
   void WaitFor(absl::Time deadline, int64_t want);
   // Records the failure of `stage` for `batch` (retry or dead), together with
   // `prior` attempts of earlier stages that succeeded.
   void Fail(const std::vector<Delivery>& batch, const absl::Status& status,
             const std::string& stage, absl::Duration took, int http_status = 0,
-            std::vector<Attempt> prior = {});
+            std::vector<Attempt> prior = {}, const std::string& sink_name = "");
 
   Journal* journal_;
-  Sink* sink_;
+  SinkFor sink_for_;
   Hydrator* hydrator_;
   Clock* clock_;
   BatchConfig batch_;

@@ -12,6 +12,9 @@
 #include "common/http_server_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "writer/databricks_sink.h"
+#include "writer/databricks_statements.h"
+#include "writer/databricks_token.h"
 #include "writer/hydrator.h"
 #include "writer/ingest_service.h"
 #include "writer/journal.h"
@@ -26,13 +29,79 @@ WriterApp::WriterApp(const Config& config) : config_(config) {}
 
 WriterApp::~WriterApp() { Shutdown(); }
 
+WriterApp::DatabricksConnection::DatabricksConnection() = default;
+WriterApp::DatabricksConnection::~DatabricksConnection() = default;
+
 absl::StatusOr<std::unique_ptr<WriterApp>> WriterApp::Create(const Config& config) {
-  if (config.writer.sink != "sqlite") {
-    return absl::UnimplementedError(absl::StrCat(
-        "writer.sink \"", config.writer.sink,
-        "\": this build writes only to the embedded SQLite sink; set writer.sink: sqlite"));
+  if (config.writer.sink != "sqlite" && config.writer.sink != "databricks") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("writer.sink \"", config.writer.sink, "\": use sqlite or databricks"));
   }
   return std::unique_ptr<WriterApp>(new WriterApp(config));
+}
+
+Sink* WriterApp::SinkFor(const std::string& connection_id) {
+  if (sink_ != nullptr) return sink_.get();
+  auto it = databricks_.find(connection_id);
+  return it == databricks_.end() ? nullptr : it->second->sink.get();
+}
+
+absl::Status WriterApp::StartDatabricks() {
+  http_client_ = std::make_unique<HttplibClient>();
+  Family<Counter>* refreshes = registry_.AddCounter(
+      "mlc_databricks_token_refreshes_total", "Databricks OAuth tokens minted", {"connection"});
+  Family<Counter>* token_failures =
+      registry_.AddCounter("mlc_databricks_token_failures_total",
+                           "Databricks token requests that failed", {"connection"});
+  Family<Histogram>* latency =
+      registry_.AddHistogram("mlc_databricks_statement_seconds",
+                             "SQL statement latency (submit to terminal)", {"connection"});
+  Family<Counter>* retries = registry_.AddCounter(
+      "mlc_databricks_statement_retries_total",
+      "Databricks calls retried (429/503, network, conflicts, token refresh)", {"connection"});
+  Family<Counter>* failed = registry_.AddCounter("mlc_databricks_statement_failures_total",
+                                                 "SQL statements that failed", {"connection"});
+  for (const ConnectionConfig& c : config_.connections) {
+    if (!c.databricks.has_value()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "connection \"", c.id, "\": writer.sink is databricks but it has no databricks block"));
+    }
+    const DatabricksConfig& d = *c.databricks;
+    auto conn = std::make_unique<DatabricksConnection>();
+    DatabricksTokenOptions topts;
+    topts.host = d.host;
+    topts.client_id = d.client_id;
+    topts.client_secret = d.client_secret;
+    conn->tokens = std::make_unique<DatabricksTokenSource>(
+        topts, http_client_.get(), RealClock::Get(),
+        DatabricksTokenMetrics{refreshes->With({c.id}), token_failures->With({c.id})});
+    StatementClientOptions sopts;
+    sopts.host = d.host;
+    sopts.warehouse_id = d.warehouse_id;
+    conn->statements = std::make_unique<StatementClient>(
+        sopts, http_client_.get(), conn->tokens.get(), RealClock::Get(),
+        StatementMetrics{latency->With({c.id}), retries->With({c.id}), failed->With({c.id})});
+    BatchLimits limits;
+    limits.max_rows = static_cast<size_t>(config_.writer.batch.max_rows);
+    conn->sink = std::make_unique<DatabricksSink>(c.id, d, http_client_.get(), conn->tokens.get(),
+                                                  conn->statements.get(), limits);
+    sink_ready_->With({c.id})->Set(0);
+    databricks_[c.id] = std::move(conn);
+  }
+  // The checks retry for a while and a warehouse may need minutes to start; the
+  // writer journals webhooks meanwhile, so they run in the background.
+  checks_thread_ = std::thread([this] {
+    for (auto& [id, conn] : databricks_) {
+      absl::Status s = conn->sink->Start();
+      if (s.ok()) s = conn->sink->EnsureTable(FreshBooksEventsTable());
+      if (!s.ok()) {
+        log::Error("databricks sink not ready; deliveries wait in the journal and are retried",
+                   {{"connection", id}, {"error", std::string(s.message())}});
+      }
+      sink_ready_->With({id})->Set(s.ok() ? 1 : 0);
+    }
+  });
+  return absl::OkStatus();
 }
 
 absl::Status WriterApp::Start() {
@@ -66,12 +135,19 @@ absl::Status WriterApp::Start() {
                                       "Deliveries in the journal by status", {"status"});
   MLC_ASSIGN_OR_RETURN(journal_, Journal::Open(wc.data_dir + "/journal.db", clock, jm));
 
-  sink_ = std::make_unique<SqliteSink>(wc.data_dir + "/lakehouse.db");
-  if (absl::Status s = sink_->Start(); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
-  }
-  if (absl::Status s = sink_->EnsureTable(FreshBooksEventsTable()); !s.ok()) {
-    return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+  sink_ready_ = registry_.AddGauge(
+      "mlc_sink_ready", "1 when the connection's sink passed its startup check", {"connection"});
+  if (wc.sink == "sqlite") {
+    sink_ = std::make_unique<SqliteSink>(wc.data_dir + "/lakehouse.db");
+    if (absl::Status s = sink_->Start(); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+    }
+    if (absl::Status s = sink_->EnsureTable(FreshBooksEventsTable()); !s.ok()) {
+      return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+    }
+    for (const ConnectionConfig& c : config_.connections) sink_ready_->With({c.id})->Set(1);
+  } else {
+    MLC_RETURN_IF_ERROR(StartDatabricks());
   }
   hydrator_ = std::make_unique<NullHydrator>();
 
@@ -90,10 +166,11 @@ absl::Status WriterApp::Start() {
       registry_.AddHistogram("mlc_end_to_end_seconds", "Webhook received to row in table", {})
           ->With({});
   pm.sink_up = registry_.AddGauge("mlc_sink_up", "1 when the last sink write succeeded", {"sink"})
-                   ->With({sink_->Name()});
+                   ->With({wc.sink});
   pm.sink_up->Set(1);
-  pipeline_ = std::make_unique<Pipeline>(journal_.get(), sink_.get(), hydrator_.get(), clock,
-                                         wc.batch, wc.retry, pm);
+  pipeline_ = std::make_unique<Pipeline>(
+      journal_.get(), [this](const std::string& id) { return SinkFor(id); }, hydrator_.get(), clock,
+      wc.batch, wc.retry, pm);
 
   keys_ = std::make_unique<SigningKeys>(config_.connections);
   IngestMetrics im;
@@ -128,6 +205,11 @@ absl::Status WriterApp::Start() {
   http_->Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
+  http_->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    bool ready = false;
+    res.set_content(Readiness(&ready), "text/plain");
+    res.status = ready ? 200 : 503;
+  });
   MLC_ASSIGN_OR_RETURN(metrics_port_, StartHttpServer(http_.get(), "writer.metrics_listen",
                                                       wc.metrics_listen, &http_thread_));
 
@@ -139,6 +221,18 @@ absl::Status WriterApp::Start() {
              {"sink", sink_->Name()},
              {"connections", static_cast<int64_t>(config_.connections.size())}});
   return absl::OkStatus();
+}
+
+std::string WriterApp::Readiness(bool* ready) {
+  *ready = journal_ != nullptr;
+  std::string out;
+  for (const ConnectionConfig& c : config_.connections) {
+    const bool ok = sink_ready_ != nullptr && sink_ready_->With({c.id})->Value() > 0;
+    *ready = *ready && ok;
+    absl::StrAppend(&out, "connection ", c.id, ": sink ", config_.writer.sink,
+                    ok ? " ready\n" : " not ready (see the writer log's startup check)\n");
+  }
+  return absl::StrCat(*ready ? "ready\n" : "not ready\n", out);
 }
 
 std::string WriterApp::RenderMetrics() {
@@ -170,7 +264,11 @@ void WriterApp::Shutdown() {
     grpc_server_->Wait();
     log::Info("writer: gRPC server stopped");
   }
+  // Statements in flight are cancelled; their batches stay pending and are
+  // written again (idempotently) after the restart.
+  for (auto& [id, conn] : databricks_) conn->statements->CancelAll();
   if (pipeline_ != nullptr) pipeline_->Stop();
+  if (checks_thread_.joinable()) checks_thread_.join();
   log::Info("writer: pipeline stopped");
   if (http_ != nullptr) StopHttpServer(http_.get(), &http_thread_);
   journal_.reset();  // drains queued operations, then closes

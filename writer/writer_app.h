@@ -4,6 +4,7 @@
 // Start/Shutdown are called from one thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -11,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/config.h"
+#include "common/http_client.h"
 #include "common/metrics.h"
 
 namespace grpc {
@@ -24,6 +26,8 @@ namespace mlc::writer {
 
 class Journal;
 class Sink;
+class DatabricksTokenSource;
+class StatementClient;
 class Hydrator;
 class Pipeline;
 class SigningKeys;
@@ -47,10 +51,28 @@ class WriterApp {
  private:
   explicit WriterApp(const Config& config);
 
+  // One connection's Databricks clients and sink.
+  struct DatabricksConnection {
+    DatabricksConnection();
+    ~DatabricksConnection();
+    std::unique_ptr<DatabricksTokenSource> tokens;
+    std::unique_ptr<StatementClient> statements;
+    std::unique_ptr<Sink> sink;
+  };
+  absl::Status StartDatabricks();
+  Sink* SinkFor(const std::string& connection_id);
+  // 200 when the journal is open and every sink passed its startup check and
+  // last write; otherwise 503 naming what is wrong.
+  std::string Readiness(bool* ready);
+
   Config config_;
   Registry registry_;
   std::unique_ptr<Journal> journal_;
-  std::unique_ptr<Sink> sink_;
+  std::unique_ptr<Sink> sink_;  // sink: sqlite
+  std::unique_ptr<HttpClient> http_client_;
+  std::map<std::string, std::unique_ptr<DatabricksConnection>> databricks_;
+  std::thread checks_thread_;            // Databricks startup checks (they may take minutes)
+  Family<Gauge>* sink_ready_ = nullptr;  // {connection}
   std::unique_ptr<Hydrator> hydrator_;
   std::unique_ptr<Pipeline> pipeline_;
   std::unique_ptr<SigningKeys> keys_;
