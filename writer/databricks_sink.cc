@@ -25,8 +25,12 @@ absl::Status ToSinkStatus(const absl::Status& s, const std::string& what) {
         return absl::FailedPreconditionError(message);
     }
   }
-  // Cancelled: the writer is shutting down; the batch stays pending for the restart.
-  if (IsTransient(s) || s.code() == absl::StatusCode::kCancelled) {
+  // Cancelled: the writer is shutting down; the batch stays pending for the
+  // restart. Unauthenticated (a token rejected even after minting a new one, or a
+  // rotated secret): the deliveries wait, with backoff, for the credentials to be
+  // fixed rather than die.
+  if (IsTransient(s) || s.code() == absl::StatusCode::kCancelled ||
+      s.code() == absl::StatusCode::kUnauthenticated) {
     return absl::UnavailableError(message);
   }
   return absl::FailedPreconditionError(message);

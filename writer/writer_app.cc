@@ -161,7 +161,7 @@ absl::Status WriterApp::Start() {
                       ->With({});
   pm.sink_seconds =
       registry_.AddHistogram("mlc_sink_write_seconds", "Sink upsert latency", {"sink"})
-          ->With({sink_->Name()});
+          ->With({wc.sink});
   pm.end_to_end_seconds =
       registry_.AddHistogram("mlc_end_to_end_seconds", "Webhook received to row in table", {})
           ->With({});
@@ -218,7 +218,7 @@ absl::Status WriterApp::Start() {
             {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":", grpc_port_)},
              {"metrics_port", metrics_port_},
              {"data_dir", wc.data_dir},
-             {"sink", sink_->Name()},
+             {"sink", wc.sink},
              {"connections", static_cast<int64_t>(config_.connections.size())}});
   return absl::OkStatus();
 }

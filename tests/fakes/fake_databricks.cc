@@ -184,6 +184,10 @@ void FakeDatabricks::Stop() {
   StopHttpServer(&server_, &thread_);
 }
 
+void FakeDatabricks::SetTableProvider(TableProvider provider) {
+  table_provider_ = std::move(provider);
+}
+
 void FakeDatabricks::SetExecutor(Executor executor) {
   ContextExecutor wrapped;
   if (executor) {
@@ -298,6 +302,18 @@ void FakeDatabricks::Route() {
       [this](const httplib::Request& req, httplib::Response& res) { HandleChunk(req, res); });
   server_.Get("/api/2\\.0/sql/statements/([^/]+)",
               [this](const httplib::Request& req, httplib::Response& res) { HandleGet(req, res); });
+  server_.Get("/api/2\\.1/unity-catalog/tables/([^/]+)", [this](const httplib::Request& req,
+                                                                httplib::Response& res) {
+    if (!Admit(Endpoint::kTable, req, res)) return;
+    std::optional<std::string> table;
+    if (table_provider_) table = table_provider_(req.matches[1]);
+    if (!table.has_value()) {
+      return ApiError(res, 404, "TABLE_DOES_NOT_EXIST",
+                      absl::StrCat("Table '", std::string(req.matches[1]), "' does not exist."));
+    }
+    res.status = 200;
+    res.set_content(*table, kJson);
+  });
   server_.Post(
       "/api/2\\.0/sql/statements/([^/]+)/cancel",
       [this](const httplib::Request& req, httplib::Response& res) { HandleCancel(req, res); });

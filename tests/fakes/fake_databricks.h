@@ -94,7 +94,7 @@ class FakeDatabricks {
   // The SQLSTATE Databricks reports for a bracketed error class ("" if unknown).
   static std::string SqlStateForErrorClass(const std::string& error_class);
 
-  enum class Endpoint { kToken, kExecute, kGetStatement, kGetChunk, kCancel };
+  enum class Endpoint { kToken, kExecute, kGetStatement, kGetChunk, kCancel, kTable };
   // Which requests a fault applies to.
   enum class Scope { kApi, kToken, kExecute, kGetStatement, kCancel, kAll };
 
@@ -117,6 +117,12 @@ class FakeDatabricks {
   int port() const { return port_; }
   std::string url() const;  // "http://127.0.0.1:<port>", the workspace host
   const Options& options() const { return options_; }
+
+  // Unity Catalog `GET /api/2.1/unity-catalog/tables/{full_name}`: the provider
+  // returns the table's JSON (Databricks' shape) or nullopt for a 404. Without a
+  // provider every table is missing.
+  using TableProvider = std::function<std::optional<std::string>(const std::string& full_name)>;
+  void SetTableProvider(TableProvider provider);
 
   // By default every statement succeeds with no rows.
   void SetExecutor(Executor executor);
@@ -221,7 +227,8 @@ class FakeDatabricks {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::string> execute_bodies_ ABSL_GUARDED_BY(mu_);
 
-  absl::Mutex exec_mu_;  // serialises Executor calls
+  absl::Mutex exec_mu_;           // serialises Executor calls
+  TableProvider table_provider_;  // set before Start()
 };
 
 }  // namespace mlc::testing

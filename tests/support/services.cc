@@ -45,25 +45,36 @@ void Services::WriteConfig() {
       writer_port_, "\"\n", "  metrics_listen: \"127.0.0.1:", metrics_port_, "\"\n",
       "  data_dir: \"", data_dir_, "\"\n",
       "  internal_token: \"${MLC_INTERNAL_TOKEN}\"\n"
-      "  sink: sqlite\n"
-      "  batch: { max_rows: ",
-      options_.max_rows, ", max_delay_ms: ", options_.max_delay_ms, " }\n",
+      "  sink: ",
+      options_.sink, "\n", "  batch: { max_rows: ", options_.max_rows,
+      ", max_delay_ms: ", options_.max_delay_ms, " }\n",
       "  retry: { initial_ms: 50, max_ms: 2000, max_age_hours: 72 }\n"
       "connections:\n"
       "  - id: \"",
       options_.connection_id, "\"\n",
       "    freshbooks:\n"
       "      verifiers: [\"${MLC_TEST_VERIFIER}\"]\n");
-  WriteFile(config_path_, yaml);
+  std::string full = yaml;
+  if (options_.sink == "databricks") {
+    absl::StrAppend(&full, "    databricks:\n      host: \"", options_.databricks_host,
+                    "\"\n      client_id: \"", options_.databricks_client_id,
+                    "\"\n      client_secret: \"${DATABRICKS_CLIENT_SECRET}\"\n",
+                    "      warehouse_id: \"", options_.databricks_warehouse_id, "\"\n",
+                    "      catalog: \"", options_.databricks_catalog, "\"\n", "      schema: \"",
+                    options_.databricks_schema, "\"\n");
+  }
+  WriteFile(config_path_, full);
 }
 
 void Services::StartWriter() {
-  writer_ = std::make_unique<Process>(
-      std::vector<std::string>{MLC_WRITER_BIN, "--config", config_path_},
-      std::map<std::string, std::string>{{"MLC_INTERNAL_TOKEN", options_.internal_token},
-                                         {"MLC_TEST_VERIFIER", options_.verifier},
-                                         {"MLC_LOG_LEVEL", options_.log_level}},
-      dir_.File("writer.log"));
+  writer_ =
+      std::make_unique<Process>(std::vector<std::string>{MLC_WRITER_BIN, "--config", config_path_},
+                                std::map<std::string, std::string>{
+                                    {"MLC_INTERNAL_TOKEN", options_.internal_token},
+                                    {"MLC_TEST_VERIFIER", options_.verifier},
+                                    {"DATABRICKS_CLIENT_SECRET", options_.databricks_client_secret},
+                                    {"MLC_LOG_LEVEL", options_.log_level}},
+                                dir_.File("writer.log"));
 }
 
 void Services::StartIngress() {

@@ -23,6 +23,14 @@ struct ServicesOptions {
   int max_delay_ms = 100;
   int64_t max_body_bytes = 65536;
   std::string log_level = "info";
+  // sink: databricks, against a (fake) workspace at databricks_host.
+  std::string sink = "sqlite";
+  std::string databricks_host;
+  std::string databricks_client_id = "fake-client-id";
+  std::string databricks_client_secret = "fake-client-secret";
+  std::string databricks_warehouse_id = "fakewarehouse01";
+  std::string databricks_catalog = "finance";
+  std::string databricks_schema = "freshbooks";
 };
 
 class Services {
