@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <set>
 #include <utility>
@@ -1023,8 +1024,9 @@ absl::StatusOr<std::vector<Token>> Tokenize(std::string_view sql, bool allow_par
       i = j;
     } else if (c == '\'' || c == '"') {
       const size_t start = i;
-      if (!LexString(sql, &i, &t.text))
+      if (!LexString(sql, &i, &t.text)) {
         return SyntaxError(sql, start, n, "unclosed string literal");
+      }
       t.kind = TokKind::kString;
     } else if (c == ':' && allow_params && i + 1 < n && IsWordStart(sql[i + 1])) {
       ++i;
@@ -1453,7 +1455,7 @@ class Parser {
     }
     ExprPtr e = NewExpr(ExprKind::kLiteral, pos);
     const std::string signed_text = absl::StrCat(negative ? "-" : "", text);
-    const bool has_point = text.find('.') != std::string::npos;
+    const bool has_point = absl::StrContains(text, '.');
     const bool has_exponent = text.find_first_of("eE") != std::string::npos;
     DecimalNumber d;
     if (!ParseDecimalNumber(signed_text, &d)) {
@@ -1837,8 +1839,9 @@ class Parser {
     c->matched = !AcceptKeyword("not");
     if (!ExpectKeyword("matched")) return false;
     if (!c->matched && AcceptKeyword("by")) {
-      if (PeekKeyword("source"))
+      if (PeekKeyword("source")) {
         return Fail("the fake SQL engine has no WHEN NOT MATCHED BY SOURCE");
+      }
       if (!ExpectKeyword("target")) return false;
     }
     if (AcceptKeyword("and")) {
@@ -2024,6 +2027,7 @@ absl::StatusOr<Rows> QueryRows(sqlite3* db, const std::string& sql,
     if (rc != SQLITE_ROW) return SqliteError(db, sql);
     std::vector<Value> row;
     const int n = sqlite3_column_count(stmt->get());
+    row.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) row.push_back(ValueOf(sqlite3_column_value(stmt->get(), i)));
     rows.push_back(std::move(row));
   }
@@ -2410,6 +2414,7 @@ struct TranslatedQuery {
 
 std::string QuotedParts(const std::vector<std::string>& parts) {
   std::vector<std::string> quoted;
+  quoted.reserve(parts.size());
   for (const std::string& p : parts) quoted.push_back(Backticked(p));
   return absl::StrJoin(quoted, ".");
 }
@@ -2537,8 +2542,6 @@ Value FromJson(const json& v, const Type& type) {
       return Value{};
     case Kind::kDouble:
     case Kind::kFloat:
-      if (!v.is_number()) return Value{};
-      return CastValue(Value{v.dump()}, MakeType(Kind::kString), type).value_or(Value{});
     case Kind::kDecimal:
       if (!v.is_number()) return Value{};
       return CastValue(Value{v.dump()}, MakeType(Kind::kString), type).value_or(Value{});
@@ -2656,6 +2659,7 @@ class Executor {
     if (matches.size() == 1) return matches[0].second;
     if (matches.size() > 1) {
       std::vector<std::string> options;
+      options.reserve(matches.size());
       for (const auto& [rel, column] : matches) {
         options.push_back(absl::StrCat(rel->alias.empty() ? "" : Backticked(rel->alias) + ".",
                                        Backticked(column->name)));
@@ -2717,8 +2721,9 @@ class Executor {
         const std::string rs = CoerceForCompare(*r, *common);
         const Type boolean = MakeType(Kind::kBoolean);
         if (common->kind == Kind::kDecimal) {
-          if (e.op == "<=>")
+          if (e.op == "<=>") {
             return Typed{absl::StrCat("dbx_dec_nseq(", ls, ", ", rs, ")"), boolean};
+          }
           return Typed{absl::StrCat("(dbx_dec_cmp(", ls, ", ", rs, ") ", SqliteOp(e.op), " 0)"),
                        boolean};
         }
@@ -2804,10 +2809,9 @@ class Executor {
     const std::string& schema = std::get<std::string>(schema_arg.value);
     absl::StatusOr<std::vector<std::pair<std::string, Type>>> fields;
     absl::StatusOr<std::vector<Token>> tokens = Tokenize(schema, /*allow_params=*/false);
-    if (tokens.ok()) {
-      fields = Parser(schema, *std::move(tokens)).ParseArrayOfStructSchema();
-    }
-    if (!tokens.ok() || !fields.ok()) {
+    const bool lexed = tokens.ok();
+    if (lexed) fields = Parser(schema, *std::move(tokens)).ParseArrayOfStructSchema();
+    if (!lexed || !fields.ok()) {
       return SqlError("INVALID_SCHEMA.PARSE_ERROR",
                       absl::StrCat("The input schema \"", schema,
                                    "\" is not a valid schema string. (The fake SQL engine reads "
@@ -2921,7 +2925,7 @@ class Executor {
         plain = true;
       } else if (e.kind == ExprKind::kFunction && e.name == "count" && e.args.size() == 1 &&
                  e.args[0]->kind == ExprKind::kStar && e.args[0]->parts.empty()) {
-        select.push_back("COUNT(*)");
+        select.emplace_back("COUNT(*)");
         out.columns.push_back(
             {item.alias.empty() ? "count(1)" : item.alias, MakeType(Kind::kBigint)});
         aggregate = true;

@@ -369,6 +369,7 @@ TEST_F(FakeSqlEngineTest, MalformedRowsJsonMergesNothing) {
 TEST_F(FakeSqlEngineTest, BatchedMergesOfThousandsOfRows) {
   Provision(InvoicesSpec());
   std::vector<Row> rows;
+  rows.reserve(3000);
   for (int i = 0; i < 3000; ++i) {
     rows.push_back(Invoice(absl::StrCat(i % 2500), absl::StrCat(i, ".25"),
                            absl::StrCat("2026-01-01T00:00:", 10 + i / 100, ".000000Z")));
@@ -563,8 +564,8 @@ TEST_F(FakeSqlEngineTest, MalformedSqlIsParseSyntaxError) {
            "DROP TABLE finance.freshbooks.t", "MERGE INTO", "SELECT * FROM", "SELECT 1 +",
            "SELECT /* open", "SELECT 1abc", "SELECT ?", "CREATE TABLE c.s.t ()",
            "MERGE INTO c.s.t USING c.s.u ON t.a = s.a WHEN NOT MATCHED BY SOURCE THEN DELETE",
-           "MERGE INTO c.s.t USING c.s.u s ON t.a = s.a WHEN NOT MATCHED THEN INSERT (a) VALUES "
-           "(1, 2)"}) {
+           std::string("MERGE INTO c.s.t USING c.s.u s ON t.a = s.a WHEN NOT MATCHED THEN ") +
+               "INSERT (a) VALUES (1, 2)"}) {
     const ExecResult r = Run(sql);
     EXPECT_EQ(r.error_class(), "PARSE_SYNTAX_ERROR") << sql << ": " << r.message;
     EXPECT_EQ(r.sql_state, "42601") << sql;
@@ -667,6 +668,7 @@ TEST_F(FakeSqlEngineTest, HandWrittenMergeFollowsDeltaSemantics) {
 TEST_F(FakeSqlEngineTest, ConcurrentMergesAreSerialised) {
   Provision(InvoicesSpec());
   std::vector<std::thread> threads;
+  threads.reserve(4);
   std::atomic<int> failures{0};
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {

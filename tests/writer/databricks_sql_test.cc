@@ -244,8 +244,9 @@ TEST(DdlTest, CreateTableWithEveryType) {
 TEST(DdlTest, ClusterByTakesAtMostFourKeyColumns) {
   TableSpec spec;
   spec.name = "wide_key";
-  for (const char* c : {"a", "b", "c", "d", "e", "v"})
+  for (const char* c : {"a", "b", "c", "d", "e", "v"}) {
     spec.columns.push_back(Col(c, SqlType::kString));
+  }
   spec.key = {"a", "b", "c", "d", "e"};
   absl::StatusOr<std::string> sql = CreateTableSql("c", "s", spec);
   ASSERT_TRUE(sql.ok()) << sql.status();
@@ -301,17 +302,17 @@ TEST(ParseCatalogColumnsTest, ReadsUnityCatalogAnswer) {
       {"name":"amount","type_text":"decimal(18,2)","type_name":"DECIMAL","position":1}]
 })json";
   absl::StatusOr<std::vector<CatalogColumn>> columns = ParseCatalogColumns(answer);
-ASSERT_TRUE(columns.ok()) << columns.status();
-ASSERT_EQ(columns->size(), 2u);
-EXPECT_EQ((*columns)[1].name, "amount");
-EXPECT_EQ((*columns)[1].type_text, "decimal(18,2)");
-EXPECT_TRUE(ParseCatalogColumns(R"({"name":"t"})")->empty());
-EXPECT_FALSE(ParseCatalogColumns("not json").ok());
-EXPECT_FALSE(ParseCatalogColumns("[1]").ok());
-EXPECT_FALSE(ParseCatalogColumns(R"({"columns":{}})").ok());
-EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[{"name":"a"}]})").ok());
-EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[{"name":1,"type_text":"int"}]})").ok());
-EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[7]})").ok());
+  ASSERT_TRUE(columns.ok()) << columns.status();
+  ASSERT_EQ(columns->size(), 2u);
+  EXPECT_EQ((*columns)[1].name, "amount");
+  EXPECT_EQ((*columns)[1].type_text, "decimal(18,2)");
+  EXPECT_TRUE(ParseCatalogColumns(R"({"name":"t"})")->empty());
+  EXPECT_FALSE(ParseCatalogColumns("not json").ok());
+  EXPECT_FALSE(ParseCatalogColumns("[1]").ok());
+  EXPECT_FALSE(ParseCatalogColumns(R"({"columns":{}})").ok());
+  EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[{"name":"a"}]})").ok());
+  EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[{"name":1,"type_text":"int"}]})").ok());
+  EXPECT_FALSE(ParseCatalogColumns(R"({"columns":[7]})").ok());
 }
 
 TEST(DiffSchemaTest, FindsMissingIncompatibleAndExtraColumns) {
@@ -531,6 +532,7 @@ TEST(MergeStatementTest, ValuesTravelOnlyInTheParameter) {
 
 TEST(MergeStatementTest, DeduplicatesAndHasOneParameterForManyRows) {
   std::vector<Row> rows;
+  rows.reserve(1000);
   for (int i = 0; i < 1000; ++i) {
     rows.push_back(Invoice("acme", std::to_string(i % 400), absl::StrCat(i, ".00"),
                            "2026-01-01T00:00:00.000000Z"));
@@ -562,6 +564,7 @@ TEST(MergeStatementTest, RejectsBadInput) {
 
 TEST(SplitIntoBatchesTest, BoundsRowsPerBatch) {
   std::vector<Row> rows;
+  rows.reserve(1234);
   for (int i = 0; i < 1234; ++i) {
     rows.push_back(Invoice("acme", std::to_string(i), "1.00", "2026-01-01T00:00:00.000000Z"));
   }
@@ -577,6 +580,7 @@ TEST(SplitIntoBatchesTest, BoundsRowsPerBatch) {
 
 TEST(SplitIntoBatchesTest, BoundsBytesPerBatchExactly) {
   std::vector<Row> rows;
+  rows.reserve(300);
   for (int i = 0; i < 300; ++i) {
     rows.push_back(Invoice("acme", std::to_string(i), "1.00", "2026-01-01T00:00:00.000000Z",
                            std::string(static_cast<size_t>(i % 37) * 11, 'x')));
@@ -604,6 +608,7 @@ TEST(SplitIntoBatchesTest, BoundsBytesPerBatchExactly) {
 
 TEST(SplitIntoBatchesTest, DeduplicatesAcrossBatches) {
   std::vector<Row> rows;
+  rows.reserve(50);
   for (int i = 0; i < 50; ++i) {
     rows.push_back(Invoice("acme", std::to_string(i % 10), absl::StrCat(i, ".00"),
                            absl::StrCat("2026-01-01T00:00:", 10 + i, ".000000Z")));
