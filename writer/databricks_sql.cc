@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -333,7 +334,7 @@ absl::Status ValidateName(NameKind kind, std::string_view name) {
   for (char c : name) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u == 0x7f) return bad("contains a control character");
-    if (forbidden.find(c) != std::string_view::npos) {
+    if (absl::StrContains(AV(forbidden), c)) {
       return bad(absl::StrCat("contains '", std::string(1, c), "'"));
     }
     if (c >= 'A' && c <= 'Z') return bad("contains uppercase letters (names are lowercase)");
@@ -435,8 +436,10 @@ absl::StatusOr<std::string> CreateTableSql(std::string_view catalog, std::string
   if (!s.ok()) return s;
   const std::set<std::string> keys(spec.key.begin(), spec.key.end());
   std::vector<std::string> columns;
-  for (const ColumnSpec& c : spec.columns)
+  columns.reserve(spec.columns.size());
+  for (const ColumnSpec& c : spec.columns) {
     columns.push_back(ColumnDefinition(c, keys.count(c.name) > 0));
+  }
   std::vector<std::string> cluster;
   for (const std::string& k : spec.key) {
     if (cluster.size() == kMaxClusterColumns) break;
@@ -446,8 +449,9 @@ absl::StatusOr<std::string> CreateTableSql(std::string_view catalog, std::string
       absl::StrCat("CREATE TABLE IF NOT EXISTS ", FullTableName(catalog, schema, spec.name),
                    " (\n  ", absl::StrJoin(columns, ",\n  "), "\n)\nUSING DELTA\nCLUSTER BY (",
                    absl::StrJoin(cluster, ", "), ")\n");
-  if (!spec.comment.empty())
+  if (!spec.comment.empty()) {
     absl::StrAppend(&sql, "COMMENT ", SqlStringLiteral(spec.comment), "\n");
+  }
   absl::StrAppend(&sql, "TBLPROPERTIES (", SqlStringLiteral("delta.enableChangeDataFeed"), " = ",
                   SqlStringLiteral("true"), ")");
   return sql;
@@ -530,7 +534,7 @@ std::string NormalizeTypeText(std::string_view type_text) {
   if (alias != kAliases->end()) return alias->second;
   for (const char* prefix : {"decimal(", "dec(", "numeric("}) {
     const std::string p = prefix;
-    if (t.rfind(p, 0) == 0 && t.back() == ')') {
+    if (absl::StartsWith(t, p) && t.back() == ')') {
       const std::string args = t.substr(p.size(), t.size() - p.size() - 1);
       const size_t comma = args.find(',');
       std::string precision = args.substr(0, comma);
@@ -569,6 +573,7 @@ SchemaDiff DiffSchema(const TableSpec& spec, const std::vector<CatalogColumn>& e
 
 std::string DescribeConflicts(const std::vector<ColumnConflict>& conflicts) {
   std::vector<std::string> parts;
+  parts.reserve(conflicts.size());
   for (const ColumnConflict& c : conflicts) {
     parts.push_back(absl::StrCat("column ", QuoteIdentifier(c.name), ": table has ", c.actual_type,
                                  ", spec wants ", c.expected_type));
