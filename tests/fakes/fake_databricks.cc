@@ -238,6 +238,12 @@ void FakeDatabricks::ConflictNext(int n) {
   conflicts_ += n;
 }
 
+void FakeDatabricks::SetFaultRate(double rate, uint32_t seed) {
+  absl::MutexLock lock(&mu_);
+  fault_rate_ = rate;
+  fault_rng_.seed(seed);
+}
+
 void FakeDatabricks::DropConnectionAfterNextStatements(int n) {
   absl::MutexLock lock(&mu_);
   drops_ += n;
@@ -343,6 +349,28 @@ bool FakeDatabricks::InjectFault(Endpoint endpoint, httplib::Response& res) {
 bool FakeDatabricks::Admit(Endpoint endpoint, const httplib::Request& req, httplib::Response& res) {
   absl::MutexLock lock(&mu_);
   ++requests_[endpoint];
+  if (endpoint == Endpoint::kExecute && fault_rate_ > 0 &&
+      std::uniform_real_distribution<double>(0, 1)(fault_rng_) < fault_rate_) {
+    // Arm one fault for this submission; the checks below (or the statement's
+    // execution, for conflicts and drops) meet it.
+    switch (fault_rng_() % 5) {
+      case 0:
+        throttle_.push_back(Fault{1, 0, Scope::kExecute});
+        break;
+      case 1:
+        unavailable_.push_back(Fault{1, 0, Scope::kExecute});
+        break;
+      case 2:
+        ++reject_tokens_;
+        break;
+      case 3:
+        ++conflicts_;
+        break;
+      default:
+        ++drops_;
+        break;
+    }
+  }
   if (InjectFault(endpoint, res)) return false;
   if (endpoint == Endpoint::kToken) return true;
   if (reject_tokens_ > 0) {

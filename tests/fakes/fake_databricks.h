@@ -45,6 +45,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -148,6 +149,10 @@ class FakeDatabricks {
   // The next `n` statements are executed, and then the connection of the request
   // that executed them is dropped without an answer.
   void DropConnectionAfterNextStatements(int n = 1);
+  // A mix: each statement submission, with probability `rate`, meets one fault
+  // chosen at random (429, 503, an invalid-token 403, a write conflict, or a
+  // connection dropped after the statement was applied). Deterministic per seed.
+  void SetFaultRate(double rate, uint32_t seed = 1);
   // Results with more rows than this are split into chunks (0: never).
   void SetChunkRows(size_t rows);
 
@@ -218,6 +223,8 @@ class FakeDatabricks {
   int reject_tokens_ ABSL_GUARDED_BY(mu_) = 0;
   int conflicts_ ABSL_GUARDED_BY(mu_) = 0;
   int drops_ ABSL_GUARDED_BY(mu_) = 0;
+  double fault_rate_ ABSL_GUARDED_BY(mu_) = 0;
+  std::mt19937 fault_rng_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, absl::Time> tokens_ ABSL_GUARDED_BY(mu_);  // -> expiry
   std::map<std::string, Record> statements_ ABSL_GUARDED_BY(mu_);
   std::map<Endpoint, int> requests_ ABSL_GUARDED_BY(mu_);

@@ -178,6 +178,43 @@ TEST(DatabricksFlowTest, UnderAMixOfFaultsEveryAcknowledgedRowLandsExactlyOnce) 
   EXPECT_EQ(s.Query("journal.db", "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'"), "0");
 }
 
+// A 20 % mix: one statement submission in five meets a random fault (429, 503,
+// invalid token, write conflict, connection dropped after applying).
+TEST(DatabricksFlowTest, UnderATwentyPercentFaultMixEveryRowLandsExactlyOnce) {
+  DatabricksWorld world;
+  ServicesOptions o = DatabricksOptions(world);
+  o.max_rows = 20;  // many statements, so many faults
+  Services s(o);
+  s.StartAll();
+  world.server().SetFaultRate(0.2, 7);
+  std::set<std::string> acked;
+  for (int i = 0; i < 600; ++i) {
+    Services::Answer a = s.Send(StandardEvent("estimate.update", absl::StrCat(i)));
+    ASSERT_EQ(a.status, 202) << a.body;
+    acked.insert(a.delivery_id);
+    if (i % 20 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  }
+  std::map<std::string, int> rows;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        rows = RowCounts(world);
+        for (const std::string& id : acked) {
+          if (rows.count(id) == 0) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(90)))
+      << s.WriterLog();
+  for (const std::string& id : acked) EXPECT_EQ(rows[id], 1) << id;
+  EXPECT_EQ(rows.size(), acked.size());
+  EXPECT_EQ(s.Query("journal.db", "SELECT COUNT(*) FROM deliveries WHERE status = 'dead'"), "0");
+  EXPECT_GT(world.server().Requests(FakeDatabricks::Endpoint::kExecute), 30);
+  // The faults were met: the writer retried.
+  const std::string metrics = s.HttpGet(s.metrics_port(), "/metrics");
+  EXPECT_FALSE(Contains(metrics, R"(mlc_databricks_statement_retries_total{connection="acme"} 0)"))
+      << metrics;
+}
+
 // Tokens that live 5 s, over a 60 s run: refresh-ahead and re-minting keep every
 // statement authorised; nothing fails, nothing is lost.
 TEST(DatabricksFlowTest, FiveSecondTokensOverAMinuteFailNothing) {
