@@ -81,7 +81,7 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
   std::string target = slash == std::string_view::npos ? "" : std::string(rest.substr(slash));
   if (const size_t hash = target.find('#'); hash != std::string::npos) target.resize(hash);
   if (target.empty() || target[0] != '/') target.insert(0, "/");
-  if (authority.find('@') != std::string_view::npos) {
+  if (absl::StrContains(absl::string_view(authority.data(), authority.size()), '@')) {
     return bad("credentials in the URL are not supported");
   }
   std::string_view host = authority;
@@ -112,7 +112,7 @@ absl::StatusOr<HttpUrl> ParseHttpUrl(std::string_view url) {
     out.port = p;
   }
   out.host = std::string(host);
-  const bool ipv6 = out.host.find(':') != std::string::npos;
+  const bool ipv6 = absl::StrContains(out.host, ':');
   out.origin =
       absl::StrCat(out.scheme, "://", ipv6 ? "[" : "", out.host, ipv6 ? "]" : "", ":", out.port);
   out.target = std::move(target);

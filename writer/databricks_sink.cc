@@ -16,11 +16,10 @@ absl::Status ToSinkStatus(const absl::Status& s, const std::string& what) {
   const std::optional<StatementErrorClass> cls = StatementErrorClassOf(s);
   if (cls.has_value()) {
     switch (*cls) {
-      case StatementErrorClass::kRetry:
-        return absl::UnavailableError(message);
-      case StatementErrorClass::kReprovision:
+      case StatementErrorClass::kRetry:        // conflicts persisted
+      case StatementErrorClass::kReprovision:  // the caller re-provisioned once already
       case StatementErrorClass::kEvolve:
-        return absl::UnavailableError(message);  // the caller re-provisions first
+        return absl::UnavailableError(message);
       case StatementErrorClass::kPermanent:
         return absl::FailedPreconditionError(message);
     }
@@ -192,8 +191,9 @@ absl::Status DatabricksSink::EnsureTableOnce(const TableSpec& table) {
                          AddColumnsSql(config_.catalog, config_.schema, table.name, diff.missing));
     MLC_RETURN_IF_ERROR(ToSinkStatus(Run(sql, {}, false).status(), "alter table " + full));
     std::string names;
-    for (const ColumnSpec& c : diff.missing)
+    for (const ColumnSpec& c : diff.missing) {
       absl::StrAppend(&names, names.empty() ? "" : ",", c.name);
+    }
     log::Info("databricks: columns added",
               {{"connection", connection_id_}, {"table", full}, {"columns", names}});
   }
