@@ -14,10 +14,10 @@ using mlc::testing::DatabricksWorld;
 TableSpec Spec(const std::string& name) {
   TableSpec t;
   t.name = name;
-  t.columns = {{"account_id", SqlType::kString},
-               {"id", SqlType::kBigint},
-               {"amount", SqlType::kDecimal, 18, 2},
-               {"updated_at", SqlType::kTimestamp}};
+  t.columns = {{"account_id", SqlType::kString, 0, 0, ""},
+               {"id", SqlType::kBigint, 0, 0, ""},
+               {"amount", SqlType::kDecimal, 18, 2, ""},
+               {"updated_at", SqlType::kTimestamp, 0, 0, ""}};
   t.key = {"account_id", "id"};
   t.version_column = "updated_at";
   t.comment = "test table";
