@@ -362,6 +362,10 @@ absl::Status RunSync(const std::function<void(Journal::Done)>& start) {
 }
 }  // namespace
 
+absl::Status Journal::AppendSync(Delivery d) {
+  return RunSync([&](Done done) { Append(std::move(d), std::move(done)); });
+}
+
 absl::Status Journal::MarkWrittenSync(const std::vector<std::string>& ids,
                                       std::vector<Attempt> attempts) {
   return RunSync([&](Done done) { MarkWritten(ids, std::move(attempts), std::move(done)); });

@@ -103,6 +103,7 @@ class Journal {
                 std::vector<Attempt> attempts, Done done);
 
   // Blocking convenience wrappers for the pipeline and tests.
+  absl::Status AppendSync(Delivery d);
   absl::Status MarkWrittenSync(const std::vector<std::string>& ids, std::vector<Attempt> attempts);
   absl::Status MarkRetrySync(const std::vector<std::pair<std::string, absl::Time>>& retries,
                              const std::string& error, std::vector<Attempt> attempts);

@@ -54,18 +54,6 @@ Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
   return d;
 }
 
-// Appends and waits for the commit, like the ingest service's Submit does.
-absl::Status AppendSync(Journal* journal, Delivery d) {
-  absl::Notification done;
-  absl::Status result;
-  journal->Append(std::move(d), [&](absl::Status s) {
-    result = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
 std::vector<std::string> Ids(const std::vector<Delivery>& ds) {
   std::vector<std::string> out;
   out.reserve(ds.size());
@@ -134,7 +122,7 @@ TEST_F(JournalTest, AppendThenGetReturnsEveryField) {
   Delivery in = MakeDelivery("d-1", received);
   in.kind = "handshake";
   in.status = DeliveryStatus::kHandshake;
-  ASSERT_TRUE(AppendSync(journal_.get(), in).ok());
+  ASSERT_TRUE(journal_->AppendSync(in).ok());
 
   const Delivery out = MustGet("d-1");
   EXPECT_GT(out.seq, 0);
@@ -166,7 +154,7 @@ TEST_F(JournalTest, AppendKeepsExplicitStateAndMicrosecondTimes) {
   in.attempts = 2;
   in.available_at = clock_.Now() + absl::Minutes(5);
   in.last_error = "earlier failure";
-  ASSERT_TRUE(AppendSync(journal_.get(), in).ok());
+  ASSERT_TRUE(journal_->AppendSync(in).ok());
 
   const Delivery out = MustGet("d-1");
   EXPECT_EQ(out.received_at, absl::FromUnixMicros(1767225600123456));
@@ -177,7 +165,7 @@ TEST_F(JournalTest, AppendKeepsExplicitStateAndMicrosecondTimes) {
 
 TEST_F(JournalTest, AppendRecordsAJournalAttempt) {
   const absl::Time received = clock_.Now() - absl::Milliseconds(250);
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-1", received)).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", received)).ok());
 
   auto attempts = journal_->Attempts("d-1");
   ASSERT_TRUE(attempts.ok()) << attempts.status();
@@ -253,7 +241,7 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
       go.WaitForNotification();
       for (int i = 0; i < kPerThread; ++i) {
         absl::Status s =
-            AppendSync(journal_.get(), MakeDelivery(absl::StrCat("d-", t, "-", i), absl::Now()));
+            journal_->AppendSync(MakeDelivery(absl::StrCat("d-", t, "-", i), absl::Now()));
         (s.ok() ? ok : failed).fetch_add(1);
       }
     });
@@ -277,7 +265,7 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
 }
 
 TEST_F(JournalTest, DuplicateDeliveryFailsAloneAndKeepsTheFirst) {
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("dup", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("dup", clock_.Now())).ok());
 
   // Queue a burst with one duplicate inside: it fails, its neighbours do not.
   constexpr int kAppends = 9;
@@ -325,7 +313,7 @@ TEST_F(JournalTest, FetchDueReturnsPendingAvailableDeliveriesInSeqOrder) {
   in.push_back(MakeDelivery("handshake", now));
   in.back().status = DeliveryStatus::kHandshake;
   in.push_back(MakeDelivery("b-due", now));
-  for (Delivery& d : in) ASSERT_TRUE(AppendSync(journal_.get(), std::move(d)).ok());
+  for (Delivery& d : in) ASSERT_TRUE(journal_->AppendSync(std::move(d)).ok());
 
   const std::vector<Delivery> due = MustFetchDue();
   EXPECT_THAT(Ids(due), ElementsAre("z-due", "a-due", "m-due", "b-due"));
@@ -343,7 +331,7 @@ TEST_F(JournalTest, FetchDueOnAnEmptyJournal) { EXPECT_THAT(MustFetchDue(), IsEm
 
 TEST_F(JournalTest, MarkWrittenSyncFinishesDeliveriesAndRecordsAttempts) {
   for (const char* id : {"d-1", "d-2", "d-3"}) {
-    ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery(id, clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(id, clock_.Now())).ok());
   }
   clock_.Advance(absl::Seconds(2));
   std::vector<Attempt> attempts;
@@ -374,8 +362,8 @@ TEST_F(JournalTest, MarkWrittenSyncFinishesDeliveriesAndRecordsAttempts) {
 }
 
 TEST_F(JournalTest, MarkRetrySyncDefersTheDelivery) {
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-1", clock_.Now())).ok());
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-2", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-2", clock_.Now())).ok());
   const absl::Time retry_at = clock_.Now() + absl::Seconds(10);
   Attempt a;
   a.delivery_id = "d-1";
@@ -414,8 +402,8 @@ TEST_F(JournalTest, MarkRetrySyncDefersTheDelivery) {
 }
 
 TEST_F(JournalTest, MarkDeadSyncKeepsTheReasonAndStopsProcessing) {
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-1", clock_.Now())).ok());
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-2", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-2", clock_.Now())).ok());
   Attempt a;
   a.delivery_id = "d-1";
   a.stage = "write";
@@ -450,12 +438,12 @@ TEST_F(JournalTest, CountByStatus) {
   EXPECT_THAT(*empty, IsEmpty());
 
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   Delivery hs = MakeDelivery("hs", clock_.Now());
   hs.kind = "handshake";
   hs.status = DeliveryStatus::kHandshake;
-  ASSERT_TRUE(AppendSync(journal_.get(), hs).ok());
+  ASSERT_TRUE(journal_->AppendSync(hs).ok());
   ASSERT_TRUE(journal_->MarkWrittenSync({"d-0", "d-1", "d-2"}, {}).ok());
   ASSERT_TRUE(journal_->MarkDeadSync({"d-3"}, "bad", {}).ok());
 
@@ -475,7 +463,7 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
   Delivery early_but_written = MakeDelivery("w", now);
   early_but_written.available_at = now - absl::Hours(2);
   early_but_written.status = DeliveryStatus::kWritten;
-  ASSERT_TRUE(AppendSync(journal_.get(), early_but_written).ok());
+  ASSERT_TRUE(journal_->AppendSync(early_but_written).ok());
   none = journal_->NextAvailable();
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_FALSE(none->has_value()) << "only pending deliveries count";
@@ -484,8 +472,8 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
   later.available_at = now + absl::Minutes(5);
   Delivery sooner = MakeDelivery("sooner", now);
   sooner.available_at = now + absl::Minutes(1);
-  ASSERT_TRUE(AppendSync(journal_.get(), later).ok());
-  ASSERT_TRUE(AppendSync(journal_.get(), sooner).ok());
+  ASSERT_TRUE(journal_->AppendSync(later).ok());
+  ASSERT_TRUE(journal_->AppendSync(sooner).ok());
   auto next = journal_->NextAvailable();
   ASSERT_TRUE(next.ok()) << next.status();
   EXPECT_EQ(*next, std::optional<absl::Time>(now + absl::Minutes(1)));
@@ -498,7 +486,7 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
 
 TEST_F(JournalTest, ReopenAfterRestartKeepsEverything) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   Attempt w;
   w.delivery_id = "d-0";
@@ -529,7 +517,7 @@ TEST_F(JournalTest, ReopenAfterRestartKeepsEverything) {
   EXPECT_EQ((*audit)[1].stage, "write");
 
   // New deliveries continue the arrival order.
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("d-5", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-5", clock_.Now())).ok());
   EXPECT_GT(MustGet("d-5").seq, last_seq);
   EXPECT_THAT(Ids(MustFetchDue()), ElementsAre("d-3", "d-4", "d-5"));
 }

@@ -194,17 +194,6 @@ Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
   return d;
 }
 
-absl::Status AppendSync(Journal* journal, Delivery d) {
-  absl::Notification done;
-  absl::Status result;
-  journal->Append(std::move(d), [&](absl::Status s) {
-    result = std::move(s);
-    done.Notify();
-  });
-  done.WaitForNotification();
-  return result;
-}
-
 std::vector<std::string> Ids(const std::vector<Delivery>& ds) {
   std::vector<std::string> out;
   for (const Delivery& d : ds) out.push_back(d.delivery_id);
@@ -232,8 +221,7 @@ class PipelineTest : public ::testing::Test {
   // the ingest service does once each is durable.
   void AppendN(int n, absl::Time received_at, int first = 0) {
     for (int i = first; i < first + n; ++i) {
-      ASSERT_TRUE(
-          AppendSync(journal_.get(), MakeDelivery(absl::StrCat("d-", i), received_at)).ok());
+      ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), received_at)).ok());
       if (pipeline_ != nullptr) pipeline_->Notify(1);
     }
   }
@@ -436,8 +424,8 @@ TEST_F(PipelineTest, TransientFailurePastMaxAgeMakesDeliveriesDead) {
   OpenJournal(&clock_);
   MakePipeline(&clock_, Batch(100, 1000), Retry(1000, 60000, /*max_age_hours=*/72));
   const absl::Time now = clock_.Now();
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("old", now - absl::Hours(73))).ok());
-  ASSERT_TRUE(AppendSync(journal_.get(), MakeDelivery("young", now - absl::Hours(71))).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("old", now - absl::Hours(73))).ok());
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("young", now - absl::Hours(71))).ok());
   sink_.FailNext(1);
 
   EXPECT_EQ(pipeline_->ProcessBatch(Due(now)), 0);
