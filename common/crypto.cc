@@ -6,10 +6,47 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
 
 namespace mlc {
+namespace {
+
+constexpr size_t kGcmKeyBytes = 32;
+constexpr size_t kGcmNonceBytes = 12;
+constexpr size_t kGcmTagBytes = 16;
+// The same, as EVP_CIPHER_CTX_ctrl wants them.
+constexpr int kGcmNonceInt = static_cast<int>(kGcmNonceBytes);
+constexpr int kGcmTagInt = static_cast<int>(kGcmTagBytes);
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+const unsigned char* Bytes(std::string_view s) {
+  return reinterpret_cast<const unsigned char*>(s.data());
+}
+unsigned char* Bytes(std::string& s) { return reinterpret_cast<unsigned char*>(s.data()); }
+
+// EVP takes int lengths; anything near INT_MAX is a bug, not a secret.
+absl::Status CheckGcmArgs(std::string_view key, std::string_view data, std::string_view aad) {
+  if (key.size() != kGcmKeyBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("AES-256-GCM: key must be ", kGcmKeyBytes, " bytes, got ", key.size()));
+  }
+  constexpr size_t kMaxLen = INT_MAX - kGcmNonceBytes - kGcmTagBytes;
+  if (data.size() > kMaxLen || aad.size() > kMaxLen) {
+    return absl::InvalidArgumentError("AES-256-GCM: input too large");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 std::string HmacSha256(std::string_view key, std::string_view message) {
   unsigned char out[EVP_MAX_MD_SIZE];
@@ -87,5 +124,71 @@ std::string RandomBytes(size_t n) {
 }
 
 std::string RandomToken(size_t bytes) { return HexEncode(RandomBytes(bytes)); }
+
+absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key, std::string_view plaintext,
+                                          std::string_view aad) {
+  if (absl::Status s = CheckGcmArgs(key, plaintext, aad); !s.ok()) return s;
+  const std::string nonce = RandomBytes(kGcmNonceBytes);
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return absl::ResourceExhaustedError("AES-256-GCM: out of memory");
+  std::string out = nonce;
+  out.resize(kGcmNonceBytes + plaintext.size() + kGcmTagBytes);
+  unsigned char* const body = Bytes(out) + kGcmNonceBytes;
+  int len = 0;
+  int final_len = 0;
+  const bool ok =
+      EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kGcmNonceInt, nullptr) == 1 &&
+      EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce)) == 1 &&
+      (aad.empty() || EVP_EncryptUpdate(ctx.get(), nullptr, &len, Bytes(aad),
+                                        static_cast<int>(aad.size())) == 1) &&
+      EVP_EncryptUpdate(ctx.get(), body, &len, Bytes(plaintext),
+                        static_cast<int>(plaintext.size())) == 1 &&
+      EVP_EncryptFinal_ex(ctx.get(), body + len, &final_len) == 1 &&
+      static_cast<size_t>(len) + static_cast<size_t>(final_len) == plaintext.size() &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kGcmTagInt, body + plaintext.size()) ==
+          1;
+  if (!ok) return absl::InternalError("AES-256-GCM: encryption failed");
+  return out;
+}
+
+absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key, std::string_view sealed,
+                                          std::string_view aad) {
+  if (absl::Status s = CheckGcmArgs(key, sealed, aad); !s.ok()) return s;
+  if (sealed.size() < kGcmNonceBytes + kGcmTagBytes) {
+    return absl::DataLossError("authentication failed (sealed value too short)");
+  }
+  const std::string_view nonce = sealed.substr(0, kGcmNonceBytes);
+  const std::string_view ciphertext =
+      sealed.substr(kGcmNonceBytes, sealed.size() - kGcmNonceBytes - kGcmTagBytes);
+  // EVP_CTRL_GCM_SET_TAG takes a non-const pointer.
+  std::string tag(sealed.substr(sealed.size() - kGcmTagBytes));
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (ctx == nullptr) return absl::ResourceExhaustedError("AES-256-GCM: out of memory");
+  // One spare byte so the output pointer is valid even for an empty plaintext.
+  std::string out(ciphertext.size() + 1, '\0');
+  int len = 0;
+  int final_len = 0;
+  const bool setup_ok =
+      EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, kGcmNonceInt, nullptr) == 1 &&
+      EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, Bytes(key), Bytes(nonce)) == 1 &&
+      (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, Bytes(aad),
+                                        static_cast<int>(aad.size())) == 1) &&
+      EVP_DecryptUpdate(ctx.get(), Bytes(out), &len, Bytes(ciphertext),
+                        static_cast<int>(ciphertext.size())) == 1 &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kGcmTagInt, tag.data()) == 1;
+  if (!setup_ok) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return absl::InternalError("AES-256-GCM: decryption failed");
+  }
+  // The tag is checked here; until it passes, `out` is unauthenticated and discarded.
+  if (EVP_DecryptFinal_ex(ctx.get(), Bytes(out) + len, &final_len) != 1) {
+    OPENSSL_cleanse(out.data(), out.size());
+    return absl::DataLossError("authentication failed");
+  }
+  out.resize(static_cast<size_t>(len) + static_cast<size_t>(final_len));
+  return out;
+}
 
 }  // namespace mlc

@@ -31,4 +31,17 @@ std::string RandomBytes(size_t n);
 // A URL-safe random token of `bytes` bytes of entropy (hex).
 std::string RandomToken(size_t bytes = 24);
 
+// AES-256-GCM authenticated encryption. `key` must be 32 bytes (InvalidArgument
+// otherwise). Seal draws a fresh random 12-byte nonce per call and returns
+// nonce(12) || ciphertext || tag(16), i.e. plaintext.size() + 28 bytes; `aad`
+// (may be empty) is authenticated but not encrypted - bind the value to its
+// context with it. Random nonces are safe for well under 2^32 seals per key.
+absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key, std::string_view plaintext,
+                                          std::string_view aad);
+// Reverses Seal. A wrong key, a different `aad`, or any modified byte is
+// DataLoss("authentication failed") - never garbage plaintext. A `sealed` value
+// shorter than 28 bytes is DataLoss too.
+absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key, std::string_view sealed,
+                                          std::string_view aad);
+
 }  // namespace mlc

@@ -146,5 +146,122 @@ TEST(CryptoTest, RandomTokenIsLowercaseHex) {
   EXPECT_EQ(RandomToken(4).size(), 8u);
 }
 
+// AES-256-GCM (DESIGN.md §5): what the credential store relies on.
+
+std::string TestKey(char fill = 'k') { return std::string(32, fill); }
+
+TEST(CryptoTest, AeadRoundTrips) {
+  const std::string key = RandomBytes(32);
+  for (const std::string& plain : {std::string("refresh-token-abc"), std::string(1, '\0'),
+                                   std::string(1000, 'x'), RandomBytes(17)}) {
+    const absl::StatusOr<std::string> sealed = Aes256GcmSeal(key, plain, "aad");
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    EXPECT_EQ(sealed->size(), 12 + plain.size() + 16);
+    const absl::StatusOr<std::string> opened = Aes256GcmOpen(key, *sealed, "aad");
+    ASSERT_TRUE(opened.ok()) << opened.status();
+    EXPECT_EQ(*opened, plain);
+  }
+}
+
+TEST(CryptoTest, AeadSealsEmptyPlaintextAndEmptyAad) {
+  const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey(), "", "");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(sealed->size(), 28u);
+  const absl::StatusOr<std::string> opened = Aes256GcmOpen(TestKey(), *sealed, "");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*opened, "");
+  // Even an empty value is authenticated.
+  EXPECT_EQ(Aes256GcmOpen(TestKey(), *sealed, "x").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(CryptoTest, AeadKnownAnswer) {
+  // Test Case 14 of the GCM specification (McGrew & Viega): all-zero key, nonce
+  // and 16-byte plaintext. Checks the nonce || ciphertext || tag layout against
+  // an outside reference, by opening a value assembled by hand.
+  const std::string key(32, '\0');
+  const std::string nonce(12, '\0');
+  const std::string plain(16, '\0');
+  const std::string ciphertext_hex = "cea7403d4d606b6e074ec5d3baf39d18";
+  const std::string tag_hex = "d0d1c8a799996bf0265b98b5d48ab919";
+  auto unhex = [](const std::string& hex) {
+    std::string out;
+    for (size_t i = 0; i < hex.size(); i += 2) {
+      out.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+    }
+    return out;
+  };
+  const std::string sealed = nonce + unhex(ciphertext_hex) + unhex(tag_hex);
+  const absl::StatusOr<std::string> opened = Aes256GcmOpen(key, sealed, "");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*opened, plain);
+}
+
+TEST(CryptoTest, AeadUsesAFreshNonceEverySeal) {
+  std::set<std::string> nonces;
+  std::set<std::string> sealed_values;
+  for (int i = 0; i < 50; ++i) {
+    const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey(), "same", "same");
+    ASSERT_TRUE(sealed.ok()) << sealed.status();
+    EXPECT_TRUE(nonces.insert(sealed->substr(0, 12)).second) << "nonce reused";
+    EXPECT_TRUE(sealed_values.insert(*sealed).second) << "identical ciphertext";
+  }
+}
+
+TEST(CryptoTest, AeadCiphertextDoesNotContainThePlaintext) {
+  const std::string plain = "a-very-recognizable-secret-value";
+  const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey(), plain, "");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  EXPECT_EQ(sealed->find(plain), std::string::npos);
+}
+
+TEST(CryptoTest, AeadRejectsWrongKeyAndWrongAad) {
+  const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey('a'), "secret", "name-1");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  const absl::StatusOr<std::string> wrong_key = Aes256GcmOpen(TestKey('b'), *sealed, "name-1");
+  EXPECT_EQ(wrong_key.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(wrong_key.status().message(), "authentication failed");
+  const absl::StatusOr<std::string> wrong_aad = Aes256GcmOpen(TestKey('a'), *sealed, "name-2");
+  EXPECT_EQ(wrong_aad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Aes256GcmOpen(TestKey('a'), *sealed, "").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_TRUE(Aes256GcmOpen(TestKey('a'), *sealed, "name-1").ok());
+}
+
+TEST(CryptoTest, AeadRejectsAnyFlippedBit) {
+  const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey(), "0123456789", "aad");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  ASSERT_EQ(sealed->size(), 12u + 10u + 16u);
+  // Every byte: nonce (0..11), ciphertext (12..21) and tag (22..37).
+  for (size_t i = 0; i < sealed->size(); ++i) {
+    for (const char mask : {'\x01', '\x80'}) {
+      std::string tampered = *sealed;
+      tampered[i] = static_cast<char>(tampered[i] ^ mask);
+      const absl::StatusOr<std::string> opened = Aes256GcmOpen(TestKey(), tampered, "aad");
+      EXPECT_EQ(opened.status().code(), absl::StatusCode::kDataLoss) << "byte " << i;
+    }
+  }
+}
+
+TEST(CryptoTest, AeadRejectsTruncatedAndExtendedInput) {
+  const absl::StatusOr<std::string> sealed = Aes256GcmSeal(TestKey(), "0123456789", "");
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  for (size_t len = 0; len < sealed->size(); ++len) {
+    EXPECT_EQ(Aes256GcmOpen(TestKey(), sealed->substr(0, len), "").status().code(),
+              absl::StatusCode::kDataLoss)
+        << "length " << len;
+  }
+  EXPECT_EQ(Aes256GcmOpen(TestKey(), *sealed + "x", "").status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CryptoTest, AeadRejectsKeysThatAreNot32Bytes) {
+  for (const int len : {0, 16, 24, 31, 33, 64}) {
+    const std::string key(static_cast<size_t>(len), 'k');
+    const absl::StatusOr<std::string> sealed = Aes256GcmSeal(key, "x", "");
+    EXPECT_EQ(sealed.status().code(), absl::StatusCode::kInvalidArgument) << len;
+    const absl::StatusOr<std::string> opened = Aes256GcmOpen(key, std::string(40, 'x'), "");
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kInvalidArgument) << len;
+  }
+}
+
 }  // namespace
 }  // namespace mlc
