@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/http_server_util.h"
 #include "common/logging.h"
 
@@ -192,6 +194,121 @@ std::string Header(const httplib::Request& req, const char* name, bool* present 
   return has ? req.get_header_value(name) : std::string();
 }
 
+// ---------------------------------------------------------------------------
+// GET /oauth/freshbooks/callback
+
+constexpr char kOAuthCallbackPath[] = "/oauth/freshbooks/callback";
+// Each query parameter the callback reads; FreshBooks' codes and our states are
+// far shorter. (httplib refuses request lines over 8 KiB with 414 before routing.)
+constexpr size_t kMaxOAuthParamBytes = 2048;
+// The writer exchanges the code with FreshBooks and reads /users/me before it
+// answers, so this is much longer than a webhook's writer deadline.
+constexpr std::chrono::milliseconds kAuthorizationDeadline{30000};
+
+std::string HtmlEscape(absl::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// The answer to the user's browser: a self-contained page (no scripts, styles or
+// external resources, which the CSP also forbids) that is never cached and never
+// leaks the URL, which carried the authorization code, as a Referer.
+// `title` is plain text; `body_html` must already be escaped.
+void SetOAuthPage(httplib::Response& res, int status, absl::string_view title,
+                  const std::string& body_html) {
+  res.status = status;
+  res.set_header("Cache-Control", "no-store");
+  res.set_header("Referrer-Policy", "no-referrer");
+  res.set_header("X-Content-Type-Options", "nosniff");
+  res.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+  const std::string t = HtmlEscape(title);
+  res.set_content(
+      absl::StrCat("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                   "<title>",
+                   t, "</title></head>\n<body><h1>", t, "</h1>\n", body_html, "\n</body></html>\n"),
+      "text/html; charset=utf-8");
+}
+
+// Writer messages name a connection as `connection "acme"` (STYLE.md); the id
+// makes the hint copy-pasteable. Empty when the message names none.
+std::string ConnectionNamedIn(absl::string_view message) {
+  constexpr absl::string_view kMarker = "connection \"";
+  const size_t at = message.find(kMarker);
+  if (at == absl::string_view::npos) return "";
+  const size_t start = at + kMarker.size();
+  const size_t end = message.find('"', start);
+  if (end == absl::string_view::npos) return "";
+  std::string id(message.substr(start, end - start));
+  return ValidConnectionId(id) ? id : "";
+}
+
+std::string RestartHint(const std::string& connection_id) {
+  return absl::StrCat("<p>Start again with <code>mlc authorize --connection ",
+                      connection_id.empty() ? "&lt;connection id&gt;" : HtmlEscape(connection_id),
+                      "</code> and open the new link.</p>");
+}
+
+// Lower-case gRPC code name ("invalid_argument"): a bounded metric label.
+std::string CodeLabel(absl::StatusCode code) {
+  return absl::AsciiStrToLower(absl::StatusCodeToString(code));
+}
+
+// What the callback read from its query string; values are never logged.
+struct OAuthParams {
+  mlconnector::v1::CompleteAuthorizationRequest request;
+  std::string problem;  // why the query is refused; empty if it is usable
+};
+
+OAuthParams ReadOAuthParams(const httplib::Request& req) {
+  OAuthParams p;
+  const auto read = [&req, &p](const char* name, std::string* out) {
+    const size_t n = req.get_param_value_count(name);
+    if (n == 0 || !p.problem.empty()) return;
+    if (n > 1) {
+      p.problem = absl::StrCat("the link has more than one \"", name, "\" parameter");
+      return;
+    }
+    *out = req.get_param_value(name);
+    if (out->size() > kMaxOAuthParamBytes) {
+      p.problem = absl::StrCat("the link's \"", name, "\" parameter is longer than ",
+                               kMaxOAuthParamBytes, " bytes");
+    }
+  };
+  auto& r = p.request;
+  read("code", r.mutable_code());
+  read("state", r.mutable_state());
+  read("error", r.mutable_error());
+  read("error_description", r.mutable_error_description());
+  // FreshBooks' own error (the user denied access, ...) goes to the writer even
+  // without code: the writer consumes the state and words the answer.
+  if (p.problem.empty() && r.error().empty() && (r.code().empty() || r.state().empty())) {
+    p.problem = "the link is missing its \"code\" or \"state\" parameter";
+  }
+  return p;
+}
+
 }  // namespace
 
 void DeadlineServer::RaiseListenBacklog(int backlog) {
@@ -271,6 +388,9 @@ IngressServer::IngressServer(const IngressConfig& config, Limits limits,
       registry_.AddGauge("mlc_ingress_ready", "1 when the writer answers ingress")->With({});
   http_requests_ = registry_.AddCounter(
       "mlc_http_requests_total", "HTTP requests answered by ingress, by status class", {"code"});
+  oauth_callbacks_ = registry_.AddCounter("mlc_oauth_callbacks_total",
+                                          "FreshBooks OAuth callbacks by outcome", {"outcome"});
+  writer_calls_ = wm.writer_calls;
   http_.set_read_timeout_counter(
       registry_
           .AddCounter("mlc_http_read_timeouts_total",
@@ -311,6 +431,17 @@ void IngressServer::Route() {
   http_.Patch(webhook, not_allowed);
   http_.Options(webhook, not_allowed);
 
+  // OAuthCallback answers every method itself: only GET may reach the writer.
+  auto oauth = [this](const httplib::Request& req, httplib::Response& res) {
+    OAuthCallback(req, res);
+  };
+  http_.Get(kOAuthCallbackPath, oauth);
+  http_.Post(kOAuthCallbackPath, oauth);
+  http_.Put(kOAuthCallbackPath, oauth);
+  http_.Delete(kOAuthCallbackPath, oauth);
+  http_.Patch(kOAuthCallbackPath, oauth);
+  http_.Options(kOAuthCallbackPath, oauth);
+
   http_.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
     res.set_content("ok\n", "text/plain");
   });
@@ -336,6 +467,112 @@ void IngressServer::Route() {
       res.set_content(absl::StrCat(R"({"error":"http )", res.status, "\"}"), "application/json");
     }
   });
+}
+
+void IngressServer::OAuthCallback(const httplib::Request& req, httplib::Response& res) {
+  // The state is single-use: only a GET spends it. httplib also routes HEAD
+  // here, and a HEAD (a link previewer, say) must not spend it either.
+  if (req.method != "GET") {
+    res.set_header("Allow", "GET");
+    SetOAuthPage(res, 405, "Method not allowed",
+                 "<p>Open the authorization link in a browser (GET).</p>");
+    oauth_callbacks_->With({"method_not_allowed"})->Inc();
+    log::Warn("oauth callback rejected", {{"outcome", "method_not_allowed"},
+                                          {"status", 405},
+                                          {"method", req.method},
+                                          {"remote", req.remote_addr}});
+    return;
+  }
+  const OAuthParams params = ReadOAuthParams(req);
+  const auto& request = params.request;
+  // Lengths only: the code and the state are credentials until they are spent.
+  const auto code_bytes = static_cast<int64_t>(request.code().size());
+  const auto state_bytes = static_cast<int64_t>(request.state().size());
+  // FreshBooks' error is a short OAuth error code ("access_denied"), not a secret.
+  const std::string fb_error = request.error().substr(0, 64);
+
+  if (!params.problem.empty()) {
+    SetOAuthPage(res, 400, "FreshBooks authorization failed",
+                 absl::StrCat("<p>", HtmlEscape(params.problem), ".</p>\n", RestartHint("")));
+    oauth_callbacks_->With({"invalid_request"})->Inc();
+    log::Warn("oauth callback rejected", {{"outcome", "invalid_request"},
+                                          {"status", 400},
+                                          {"cause", params.problem},
+                                          {"code_bytes", code_bytes},
+                                          {"state_bytes", state_bytes},
+                                          {"freshbooks_error", fb_error},
+                                          {"remote", req.remote_addr}});
+    return;
+  }
+
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> done =
+      writer_->CompleteAuthorization(request, kAuthorizationDeadline);
+  const auto elapsed_ms =
+      static_cast<int64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - start)
+                               .count());
+  const absl::StatusCode code = done.status().code();
+  writer_calls_->With({"CompleteAuthorization", CodeLabel(code)})->Inc();
+
+  if (done.ok()) {
+    const std::string business =
+        done->business_name().empty() ? "" : absl::StrCat(" (", done->business_name(), ")");
+    SetOAuthPage(
+        res, 200, "FreshBooks connected",
+        absl::StrCat("<p>",
+                     HtmlEscape(absl::StrCat(
+                         "FreshBooks connected: connection ", done->connection_id(), ", account ",
+                         done->account_id(), business, ". You can close this window.")),
+                     "</p>"));
+    oauth_callbacks_->With({"connected"})->Inc();
+    log::Info("oauth callback: freshbooks connected", {{"outcome", "connected"},
+                                                       {"status", 200},
+                                                       {"connection", done->connection_id()},
+                                                       {"account_id", done->account_id()},
+                                                       {"elapsed_ms", elapsed_ms},
+                                                       {"remote", req.remote_addr}});
+    return;
+  }
+
+  const std::string message(done.status().message());
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated: {
+      // The writer words these for the user and keeps secrets out of them.
+      SetOAuthPage(res, 400, "FreshBooks authorization failed",
+                   absl::StrCat("<p>", HtmlEscape(message), "</p>\n",
+                                RestartHint(ConnectionNamedIn(message))));
+      oauth_callbacks_->With({"rejected"})->Inc();
+      log::Warn("oauth callback rejected by the writer", {{"outcome", "rejected"},
+                                                          {"status", 400},
+                                                          {"writer_code", CodeLabel(code)},
+                                                          {"cause", message},
+                                                          {"code_bytes", code_bytes},
+                                                          {"state_bytes", state_bytes},
+                                                          {"freshbooks_error", fb_error},
+                                                          {"elapsed_ms", elapsed_ms},
+                                                          {"remote", req.remote_addr}});
+      return;
+    }
+    default:
+      SetOAuthPage(res, 503, "FreshBooks authorization not completed",
+                   "<p>The writer could not complete the authorization right now; open the "
+                   "link again.</p>");
+      oauth_callbacks_->With({"writer_unavailable"})->Inc();
+      log::Warn("oauth callback: writer unavailable", {{"outcome", "writer_unavailable"},
+                                                       {"status", 503},
+                                                       {"writer_code", CodeLabel(code)},
+                                                       {"cause", message},
+                                                       {"code_bytes", code_bytes},
+                                                       {"state_bytes", state_bytes},
+                                                       {"elapsed_ms", elapsed_ms},
+                                                       {"remote", req.remote_addr}});
+      return;
+  }
 }
 
 void IngressServer::Ready(httplib::Response& res) {

@@ -8,7 +8,11 @@
 // (HTTP parsing, keep-alive, chunked bodies) stays cpp-httplib's.
 //
 // Routes: POST /webhooks/freshbooks/{connection_id} (other methods: 405),
-// GET /healthz, GET /readyz (the writer answers with our token), GET /metrics.
+// GET /oauth/freshbooks/callback (the end of FreshBooks OAuth: hands code and
+// state, or FreshBooks' error, to the writer and answers the user's browser with
+// a small HTML page; other methods, HEAD included, 405), GET /healthz, GET
+// /readyz (the writer answers with our token), GET /metrics. Every route goes
+// through the same deadline-bounded reads and body limits.
 // Start() binds and serves on a background thread; Stop() stops accepting and
 // waits for requests in flight. Thread-safe.
 #pragma once
@@ -64,6 +68,7 @@ class IngressServer {
  private:
   void Route();
   void Ready(httplib::Response& res);
+  void OAuthCallback(const httplib::Request& req, httplib::Response& res);
 
   IngressConfig config_;
   Limits limits_;
@@ -76,6 +81,8 @@ class IngressServer {
   int port_ = 0;
   Gauge* ready_gauge_ = nullptr;
   Family<Counter>* http_requests_ = nullptr;
+  Family<Counter>* oauth_callbacks_ = nullptr;  // {outcome}
+  Family<Counter>* writer_calls_ = nullptr;     // {method, code}
 
   absl::Mutex ready_mu_;
   absl::Time ready_checked_ ABSL_GUARDED_BY(ready_mu_) = absl::InfinitePast();

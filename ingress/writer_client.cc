@@ -132,4 +132,20 @@ absl::StatusOr<mlconnector::v1::ListSigningKeysResponse> GrpcWriterClient::ListS
   return response;
 }
 
+absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse>
+GrpcWriterClient::CompleteAuthorization(
+    const mlconnector::v1::CompleteAuthorizationRequest& request,
+    std::chrono::milliseconds deadline) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + deadline);
+  // Fails fast (no wait_for_ready): a user waiting in a browser is better served
+  // by an immediate "try again" than by a page that hangs for the whole deadline
+  // while the writer is down. The key refresher keeps the channel reconnecting.
+  AddBearerToken(&ctx, token_);
+  mlconnector::v1::CompleteAuthorizationResponse response;
+  grpc::Status s = stub_->CompleteAuthorization(&ctx, request, &response);
+  if (!s.ok()) return FromGrpcStatus(s);
+  return response;
+}
+
 }  // namespace mlc::ingress

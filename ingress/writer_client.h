@@ -1,5 +1,6 @@
-// The writer as ingress sees it: Submit a delivery, list signing keys. The
-// interface exists so the webhook handler can be tested against a fake writer.
+// The writer as ingress sees it: Submit a delivery, list signing keys, complete
+// a FreshBooks OAuth authorization. The interface exists so the webhook handler
+// and the HTTP routes can be tested against a fake writer.
 //
 // GrpcWriterClient is the real one. Submits from concurrent HTTP workers are
 // coalesced: each worker queues its delivery and sleeps; a dispatcher thread sends
@@ -8,7 +9,8 @@
 // load this turns N gRPC calls into one and lets the writer commit them with one
 // fsync; an idle system sends a batch of one at once, so there is no added wait.
 // One shared HTTP/2 channel, a deadline on every call, fast reconnects so a
-// restarted writer is found again within a second. Thread-safe.
+// restarted writer is found again within a second. ListSigningKeys and
+// CompleteAuthorization are plain unary calls on the same channel. Thread-safe.
 #pragma once
 
 #include <chrono>
@@ -32,6 +34,12 @@ class WriterClient {
                                              std::chrono::milliseconds deadline) = 0;
   virtual absl::StatusOr<mlconnector::v1::ListSigningKeysResponse> ListSigningKeys(
       std::chrono::milliseconds deadline) = 0;
+  // Hands an OAuth callback's code and state (or FreshBooks' error) to the
+  // writer, which exchanges the code and stores the tokens. The status keeps the
+  // writer's code and message (written for the user who opened the link).
+  virtual absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> CompleteAuthorization(
+      const mlconnector::v1::CompleteAuthorizationRequest& request,
+      std::chrono::milliseconds deadline) = 0;
 };
 
 class GrpcWriterClient final : public WriterClient {
@@ -45,6 +53,9 @@ class GrpcWriterClient final : public WriterClient {
   absl::StatusOr<std::string> Submit(const mlconnector::v1::SubmitRequest& request,
                                      std::chrono::milliseconds deadline) override;
   absl::StatusOr<mlconnector::v1::ListSigningKeysResponse> ListSigningKeys(
+      std::chrono::milliseconds deadline) override;
+  absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> CompleteAuthorization(
+      const mlconnector::v1::CompleteAuthorizationRequest& request,
       std::chrono::milliseconds deadline) override;
 
  private:

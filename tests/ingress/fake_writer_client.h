@@ -1,7 +1,8 @@
 // A fake writer for ingress tests: records every SubmitRequest and answers with
 // whatever the test configured (a delivery id, or an error such as Unavailable),
-// and serves a configurable set of connections and signing keys. Thread-safe, so
-// it can sit behind a real IngressServer.
+// serves a configurable set of connections and signing keys, and answers
+// CompleteAuthorization with a scripted result while recording the last request.
+// Thread-safe, so it can sit behind a real IngressServer.
 #pragma once
 
 #include <chrono>
@@ -45,6 +46,25 @@ class FakeWriterClient final : public ingress::WriterClient {
   void SetDeliveryIdPrefix(std::string prefix) {
     absl::MutexLock lock(&mu_);
     id_prefix_ = std::move(prefix);
+  }
+
+  // What CompleteAuthorization answers from now on (a response or an error).
+  void SetAuthorizationResult(
+      absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> result) {
+    absl::MutexLock lock(&mu_);
+    authorization_result_ = std::move(result);
+  }
+  size_t authorization_calls() const {
+    absl::MutexLock lock(&mu_);
+    return authorization_calls_;
+  }
+  mlconnector::v1::CompleteAuthorizationRequest last_authorization_request() const {
+    absl::MutexLock lock(&mu_);
+    return last_authorization_request_;
+  }
+  std::chrono::milliseconds last_authorization_deadline() const {
+    absl::MutexLock lock(&mu_);
+    return last_authorization_deadline_;
   }
 
   std::vector<mlconnector::v1::SubmitRequest> submits() const {
@@ -93,6 +113,16 @@ class FakeWriterClient final : public ingress::WriterClient {
     return response;
   }
 
+  absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> CompleteAuthorization(
+      const mlconnector::v1::CompleteAuthorizationRequest& request,
+      std::chrono::milliseconds deadline) override {
+    absl::MutexLock lock(&mu_);
+    ++authorization_calls_;
+    last_authorization_request_ = request;
+    last_authorization_deadline_ = deadline;
+    return authorization_result_;
+  }
+
  private:
   mutable absl::Mutex mu_;
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> keys_
@@ -105,6 +135,11 @@ class FakeWriterClient final : public ingress::WriterClient {
   size_t submit_calls_ ABSL_GUARDED_BY(mu_) = 0;
   size_t list_calls_ ABSL_GUARDED_BY(mu_) = 0;
   std::chrono::milliseconds last_submit_deadline_ ABSL_GUARDED_BY(mu_){0};
+  absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> authorization_result_
+      ABSL_GUARDED_BY(mu_) = absl::UnimplementedError("no authorization result scripted");
+  size_t authorization_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  mlconnector::v1::CompleteAuthorizationRequest last_authorization_request_ ABSL_GUARDED_BY(mu_);
+  std::chrono::milliseconds last_authorization_deadline_ ABSL_GUARDED_BY(mu_){0};
 };
 
 }  // namespace mlc::testing

@@ -22,9 +22,11 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/config.h"
 #include "common/webhook_signature.h"
@@ -81,7 +83,7 @@ class Server {
     auto writer = std::make_unique<FakeWriterClient>();
     writer_ = writer.get();
     writer_->AddKey("acme", "callback:1", kVerifier);
-    writer_->SetListStatus(list_status);
+    writer_->SetListStatus(std::move(list_status));
     IngressConfig config;
     config.listen = "127.0.0.1:0";
     config.writer = "127.0.0.1:1";  // unused: the fake is injected
@@ -266,8 +268,8 @@ std::string SlowHeadersText() {
 }
 
 bool IsSuccess(const std::string& response_bytes) {
-  return response_bytes.rfind("HTTP/1.1 2", 0) == 0 ||
-         response_bytes.find("\nHTTP/1.1 2") != std::string::npos;
+  return absl::StartsWith(response_bytes, "HTTP/1.1 2") ||
+         absl::StrContains(response_bytes, "\nHTTP/1.1 2");
 }
 
 // Runs `fn` on its own thread; false if it has not returned within `timeout`
@@ -422,8 +424,7 @@ TEST(HttpServerTest, BodyOverMaxBodyBytesIs413AndCounted) {
 
   EXPECT_TRUE(WaitFor(
       [&] {
-        return s.Metrics().find("mlc_webhooks_total{outcome=\"too_large\"} 2\n") !=
-               std::string::npos;
+        return absl::StrContains(s.Metrics(), "mlc_webhooks_total{outcome=\"too_large\"} 2\n");
       },
       std::chrono::seconds(5)))
       << s.Metrics();
@@ -469,7 +470,7 @@ TEST(HttpServerTest, ChunkedBodyOverMaxBodyBytesIs413) {
   EXPECT_EQ(c.ReadResponse(std::chrono::seconds(5)), 413) << c.last_response();
   EXPECT_EQ(s.writer().submit_calls(), 0u);
   EXPECT_TRUE(WaitFor([&] {
-    return s.Metrics().find("mlc_webhooks_total{outcome=\"too_large\"} 1\n") != std::string::npos;
+    return absl::StrContains(s.Metrics(), "mlc_webhooks_total{outcome=\"too_large\"} 1\n");
   }));
 }
 
@@ -573,6 +574,235 @@ TEST(HttpServerTest, MetricsCountWebhooksByOutcome) {
 }
 
 // ---------------------------------------------------------------------------
+// OAuth callback
+
+constexpr char kCallbackPath[] = "/oauth/freshbooks/callback";
+// Distinctive values, so a test can tell whether they leaked into logs or pages.
+constexpr char kCode[] = "c0de-5ecret-7f3a9b";
+constexpr char kState[] = "5tate-5ecret-a1b2c3";
+
+httplib::Result CallbackGet(Server& s, const httplib::Params& params) {
+  return s.Client()->Get(kCallbackPath, params, httplib::Headers{});
+}
+
+mlconnector::v1::CompleteAuthorizationResponse Connected(const std::string& business_name) {
+  mlconnector::v1::CompleteAuthorizationResponse r;
+  r.set_connection_id("acme");
+  r.set_account_id("6BApk");
+  r.set_business_name(business_name);
+  return r;
+}
+
+void ExpectOAuthPageHeaders(const httplib::Response& res) {
+  EXPECT_EQ(res.get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_EQ(res.get_header_value("Cache-Control"), "no-store");
+  EXPECT_EQ(res.get_header_value("Referrer-Policy"), "no-referrer");
+  EXPECT_EQ(res.body.rfind("<!DOCTYPE html>", 0), 0u) << res.body;
+}
+
+TEST(HttpServerTest, OAuthCallbackSuccessShowsTheConnectionEscaped) {
+  Server s;
+  s.writer().SetAuthorizationResult(Connected("Acme <script>alert(1)</script> & \"Co\""));
+  auto res = CallbackGet(s, {{"code", kCode}, {"state", kState}});
+  ASSERT_TRUE(res) << httplib::to_string(res.error());
+  EXPECT_EQ(res->status, 200);
+  ExpectOAuthPageHeaders(*res);
+  EXPECT_NE(res->body.find("FreshBooks connected: connection acme, account 6BApk (Acme "
+                           "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Co&quot;). "
+                           "You can close this window."),
+            std::string::npos)
+      << res->body;
+  EXPECT_EQ(res->body.find("<script>"), std::string::npos) << res->body;
+  EXPECT_EQ(res->body.find(kCode), std::string::npos);
+  EXPECT_EQ(res->body.find(kState), std::string::npos);
+
+  ASSERT_EQ(s.writer().authorization_calls(), 1u);
+  const auto sent = s.writer().last_authorization_request();
+  EXPECT_EQ(sent.code(), kCode);
+  EXPECT_EQ(sent.state(), kState);
+  EXPECT_EQ(sent.error(), "");
+  EXPECT_EQ(s.writer().last_authorization_deadline(), std::chrono::seconds(30));
+}
+
+TEST(HttpServerTest, OAuthCallbackWithoutCodeOrStateIs400WithoutCallingTheWriter) {
+  Server s;
+  s.writer().SetAuthorizationResult(Connected("Acme"));
+  const std::string too_long(2049, 'x');
+  const std::vector<httplib::Params> bad = {
+      {},
+      {{"state", kState}},
+      {{"code", kCode}},
+      {{"code", ""}, {"state", kState}},
+      {{"code", kCode}, {"state", ""}},
+      {{"code", too_long}, {"state", kState}},
+      {{"code", kCode}, {"state", too_long}},
+      {{"code", kCode}, {"code", "other"}, {"state", kState}},
+      {{"error", "access_denied"}, {"error_description", too_long}, {"state", kState}},
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto res = CallbackGet(s, bad[i]);
+    ASSERT_TRUE(res) << i;
+    EXPECT_EQ(res->status, 400) << i;
+    ExpectOAuthPageHeaders(*res);
+    EXPECT_NE(res->body.find("mlc authorize --connection &lt;connection id&gt;"), std::string::npos)
+        << i << ": " << res->body;
+  }
+  EXPECT_EQ(s.writer().authorization_calls(), 0u);
+
+  // 2048 bytes each is still fine.
+  const std::string longest(2048, 'y');
+  auto res = CallbackGet(s, {{"code", longest}, {"state", longest}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(s.writer().authorization_calls(), 1u);
+}
+
+TEST(HttpServerTest, OAuthCallbackForwardsFreshBooksErrorsToTheWriter) {
+  Server s;
+  s.writer().SetAuthorizationResult(absl::InvalidArgumentError(
+      "FreshBooks reported an error: access_denied (the user denied access)"));
+  auto res = CallbackGet(s, {{"error", "access_denied"},
+                             {"error_description", "The user denied access"},
+                             {"state", kState}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  ExpectOAuthPageHeaders(*res);
+  EXPECT_NE(res->body.find("FreshBooks reported an error: access_denied"), std::string::npos)
+      << res->body;
+  ASSERT_EQ(s.writer().authorization_calls(), 1u);
+  const auto sent = s.writer().last_authorization_request();
+  EXPECT_EQ(sent.error(), "access_denied");
+  EXPECT_EQ(sent.error_description(), "The user denied access");
+  EXPECT_EQ(sent.state(), kState);
+  EXPECT_EQ(sent.code(), "");
+}
+
+TEST(HttpServerTest, OAuthCallbackWriterRefusalIs400WithItsMessage) {
+  Server s;
+  s.writer().SetAuthorizationResult(absl::InvalidArgumentError(
+      "connection \"acme\": the authorization link expired <after 15 min> & was used"));
+  auto res = CallbackGet(s, {{"code", kCode}, {"state", kState}});
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  ExpectOAuthPageHeaders(*res);
+  EXPECT_NE(res->body.find("connection &quot;acme&quot;: the authorization link expired "
+                           "&lt;after 15 min&gt; &amp; was used"),
+            std::string::npos)
+      << res->body;
+  EXPECT_NE(res->body.find("mlc authorize --connection acme"), std::string::npos) << res->body;
+
+  // Every refusal code is a 400; the hint is generic when no connection is named.
+  for (const absl::Status& st :
+       {absl::FailedPreconditionError("this FreshBooks business is not the configured one"),
+        absl::NotFoundError("no such authorization"),
+        absl::PermissionDeniedError("missing scope user:profile:read"),
+        absl::UnauthenticatedError("FreshBooks rejected the code")}) {
+    s.writer().SetAuthorizationResult(st);
+    auto r = CallbackGet(s, {{"code", kCode}, {"state", kState}});
+    ASSERT_TRUE(r) << st;
+    EXPECT_EQ(r->status, 400) << st;
+    EXPECT_NE(r->body.find(std::string(st.message())), std::string::npos) << r->body;
+    EXPECT_NE(r->body.find("mlc authorize --connection &lt;connection id&gt;"), std::string::npos)
+        << r->body;
+  }
+}
+
+TEST(HttpServerTest, OAuthCallbackWriterUnavailableIs503) {
+  Server s;
+  for (const absl::Status& st :
+       {absl::UnavailableError("connect: 127.0.0.1:50051 refused"),
+        absl::DeadlineExceededError("deadline exceeded"), absl::InternalError("disk full")}) {
+    s.writer().SetAuthorizationResult(st);
+    auto res = CallbackGet(s, {{"code", kCode}, {"state", kState}});
+    ASSERT_TRUE(res) << st;
+    EXPECT_EQ(res->status, 503) << st;
+    ExpectOAuthPageHeaders(*res);
+    EXPECT_NE(res->body.find("could not complete the authorization right now; open the link again"),
+              std::string::npos)
+        << res->body;
+    // Internal details stay in the log.
+    EXPECT_EQ(res->body.find(std::string(st.message())), std::string::npos) << res->body;
+  }
+}
+
+TEST(HttpServerTest, OtherMethodsOnTheOAuthCallbackAre405) {
+  Server s;
+  s.writer().SetAuthorizationResult(Connected("Acme"));
+  auto client = s.Client();
+  const std::string path = absl::StrCat(kCallbackPath, "?code=", kCode, "&state=", kState);
+  auto post = client->Post(path, "code=x&state=y", kForm);
+  auto put = client->Put(path, "a=b", kForm);
+  auto del = client->Delete(path);
+  auto head = client->Head(path);
+  for (auto* res : {&post, &put, &del, &head}) {
+    ASSERT_TRUE(*res);
+    EXPECT_EQ((*res)->status, 405);
+    EXPECT_EQ((*res)->get_header_value("Allow"), "GET");
+    EXPECT_EQ((*res)->get_header_value("Cache-Control"), "no-store");
+  }
+  EXPECT_EQ(s.writer().authorization_calls(), 0u);
+}
+
+TEST(HttpServerTest, OAuthCallbacksAreCountedByOutcome) {
+  Server s;
+  s.writer().SetAuthorizationResult(Connected("Acme"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  ASSERT_TRUE(CallbackGet(s, {{"state", kState}}));
+  s.writer().SetAuthorizationResult(absl::InvalidArgumentError("state expired"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  s.writer().SetAuthorizationResult(absl::UnavailableError("down"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  ASSERT_TRUE(s.Client()->Post(kCallbackPath, "", kForm));
+
+  const std::string metrics = s.Metrics();
+  EXPECT_NE(metrics.find("# TYPE mlc_oauth_callbacks_total counter"), std::string::npos);
+  for (const char* line : {"mlc_oauth_callbacks_total{outcome=\"connected\"} 1\n",
+                           "mlc_oauth_callbacks_total{outcome=\"invalid_request\"} 1\n",
+                           "mlc_oauth_callbacks_total{outcome=\"rejected\"} 1\n",
+                           "mlc_oauth_callbacks_total{outcome=\"writer_unavailable\"} 2\n",
+                           "mlc_oauth_callbacks_total{outcome=\"method_not_allowed\"} 1\n"}) {
+    EXPECT_TRUE(absl::StrContains(metrics, line)) << line << "\n" << metrics;
+  }
+  const std::string calls = "mlc_writer_calls_total{method=\"CompleteAuthorization\",code=";
+  for (const std::string& line :
+       {absl::StrCat(calls, "\"ok\"} 1\n"), absl::StrCat(calls, "\"unavailable\"} 2\n")}) {
+    EXPECT_TRUE(absl::StrContains(metrics, line)) << line << "\n" << metrics;
+  }
+  EXPECT_EQ(metrics.find(kCode), std::string::npos);
+  EXPECT_EQ(metrics.find(kState), std::string::npos);
+}
+
+TEST(HttpServerTest, OAuthCallbackLogsOneLinePerOutcomeWithoutCodeOrState) {
+  Server s;
+  ::testing::internal::CaptureStderr();
+  s.writer().SetAuthorizationResult(Connected("Acme"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}}));
+  s.writer().SetAuthorizationResult(absl::InvalidArgumentError("unknown or used state"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  ASSERT_TRUE(CallbackGet(s, {{"error", "access_denied"}, {"state", kState}}));
+  s.writer().SetAuthorizationResult(absl::UnavailableError("down"));
+  ASSERT_TRUE(CallbackGet(s, {{"code", kCode}, {"state", kState}}));
+  const std::string log = ::testing::internal::GetCapturedStderr();
+
+  EXPECT_EQ(log.find(kCode), std::string::npos) << log;
+  EXPECT_EQ(log.find(kState), std::string::npos) << log;
+  size_t lines = 0;
+  for (size_t at = log.find("\"msg\":\"oauth callback"); at != std::string::npos;
+       at = log.find("\"msg\":\"oauth callback", at + 1)) {
+    ++lines;
+  }
+  EXPECT_EQ(lines, 5u) << log;
+  for (const char* want :
+       {"\"outcome\":\"connected\"", "\"outcome\":\"invalid_request\"", "\"outcome\":\"rejected\"",
+        "\"outcome\":\"writer_unavailable\"", "\"connection\":\"acme\"",
+        "\"freshbooks_error\":\"access_denied\"", "\"code_bytes\":18", "\"state_bytes\":19"}) {
+    EXPECT_NE(log.find(want), std::string::npos) << want << "\n" << log;
+  }
+}
+
+// ---------------------------------------------------------------------------
 // Keep-alive
 
 TEST(HttpServerTest, SeveralRequestsOnOneKeepAliveConnection) {
@@ -621,8 +851,8 @@ TEST(HttpServerTest, ClientTricklingHeadersIsCutOffAtTheRequestDeadline) {
   EXPECT_GE(held, kSlowLimit - milliseconds(50));
   EXPECT_FALSE(IsSuccess(c.received())) << c.received();
   EXPECT_EQ(s.writer().submit_calls(), 0u);
-  EXPECT_TRUE(WaitFor(
-      [&] { return s.Metrics().find("mlc_http_read_timeouts_total 1\n") != std::string::npos; }));
+  EXPECT_TRUE(
+      WaitFor([&] { return absl::StrContains(s.Metrics(), "mlc_http_read_timeouts_total 1\n"); }));
 }
 
 TEST(HttpServerTest, ClientStallingMidBodyIsClosed) {
@@ -673,6 +903,7 @@ TEST(HttpServerTest, SlowClientsDoNotBlockANormalClient) {
   Server s(SlowClientLimits());
   std::atomic<int> started{0};
   std::vector<std::thread> slow;
+  slow.reserve(5);
   for (int i = 0; i < 3; ++i) {
     slow.emplace_back([&s, &started] {
       RawClient c(s.port());
@@ -710,6 +941,7 @@ TEST(HttpServerTest, SlowClientsCannotHoldEveryWorker) {
   Server s(limits);
   std::atomic<int> started{0};
   std::vector<std::thread> slow;
+  slow.reserve(4);
   for (int i = 0; i < 4; ++i) {
     slow.emplace_back([&s, &started] {
       RawClient c(s.port());
@@ -754,6 +986,7 @@ TEST(HttpServerTest, StopRightAfterStartReturns) {
   // the listen thread often has not run yet when Start() returns.
   std::atomic<bool> done{false};
   std::vector<std::thread> busy;
+  busy.reserve(2);
   for (int i = 0; i < 2; ++i) {
     busy.emplace_back([&done] {
       volatile uint64_t spin = 0;
