@@ -1,137 +1,16 @@
-// mlc: the operator command line. Today it has `send-webhook`, which signs a
-// FreshBooks-style webhook exactly as FreshBooks does and POSTs it, so users can
-// test their own deployment end to end. The Admin API commands (deliveries,
-// replay, check, ...) come with the Admin service.
-#include <httplib.h>
-
-#include <cstdio>
-#include <cstdlib>
-#include <fstream>
-#include <sstream>
+// mlc: the operator command line (DESIGN.md §3.1). Everything it does lives in
+// cli_lib (cli/commands.h); main only hands it the arguments and the real world.
+#include <iostream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/match.h"
-#include "common/webhook_signature.h"
-
-namespace {
-
-constexpr char kUsage[] =
-    R"(usage: mlc send-webhook --url URL [--verifier-file FILE] [--dry-run] [name=value ...]
-
-Signs a FreshBooks webhook the way FreshBooks does (HMAC-SHA256 over the fields
-re-serialised as JSON, keyed by the callback verifier) and POSTs it as
-application/x-www-form-urlencoded. Fields are sent in the order given; defaults
-fill in name=invoice.create object_id=1 account_id=ABC123 business_id=1
-identity_id=1 user_id=1 when not given.
-
-  --url URL             e.g. http://127.0.0.1:8080/webhooks/freshbooks/local
-  --verifier-file FILE  file holding the signing key; otherwise $MLC_VERIFIER
-  --dry-run             print the body and signature header, send nothing
-  --timeout SECONDS     default 15
-
-Exit status: 0 when the answer is 2xx, 1 otherwise, 2 for usage errors.
-)";
-
-int Usage(const char* error = nullptr) {
-  if (error != nullptr) std::fprintf(stderr, "mlc: %s\n\n", error);
-  std::fputs(kUsage, stderr);
-  return 2;
-}
-
-bool ReadFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return false;
-  std::stringstream ss;
-  ss << in.rdbuf();
-  *out = ss.str();
-  while (!out->empty() && (out->back() == '\n' || out->back() == '\r')) out->pop_back();
-  return true;
-}
-
-int SendWebhook(int argc, char** argv) {
-  std::string url, verifier_file;
-  bool dry_run = false;
-  int timeout = 15;
-  mlc::FormFields fields;
-  for (int i = 0; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--url" && i + 1 < argc) {
-      url = argv[++i];
-    } else if (a == "--verifier-file" && i + 1 < argc) {
-      verifier_file = argv[++i];
-    } else if (a == "--dry-run") {
-      dry_run = true;
-    } else if (a == "--timeout" && i + 1 < argc) {
-      timeout = std::atoi(argv[++i]);
-    } else if (absl::StrContains(a, '=') && !absl::StartsWith(a, "--")) {
-      const size_t eq = a.find('=');
-      fields.emplace_back(a.substr(0, eq), a.substr(eq + 1));
-    } else {
-      return Usage(("unknown argument: " + a).c_str());
-    }
-  }
-  if (url.empty()) return Usage("--url is required");
-  std::string verifier;
-  if (!verifier_file.empty()) {
-    if (!ReadFile(verifier_file, &verifier)) {
-      std::fprintf(stderr, "mlc: cannot read --verifier-file %s\n", verifier_file.c_str());
-      return 2;
-    }
-  } else if (const char* env = std::getenv("MLC_VERIFIER"); env != nullptr) {
-    verifier = env;
-  }
-  if (verifier.empty()) return Usage("no verifier: use --verifier-file or set MLC_VERIFIER");
-
-  const std::vector<std::pair<std::string, std::string>> defaults = {
-      {"name", "invoice.create"}, {"object_id", "1"},   {"account_id", "ABC123"},
-      {"business_id", "1"},       {"identity_id", "1"}, {"user_id", "1"}};
-  for (const auto& [k, v] : defaults) {
-    bool present = false;
-    for (const auto& f : fields) present = present || f.first == k;
-    if (!present) fields.emplace_back(k, v);
-  }
-  const std::string body = mlc::EncodeWebhookForm(fields);
-  const std::string signature = mlc::FreshBooksSignature(verifier, fields);
-  if (dry_run) {
-    std::printf(
-        "POST %s\nContent-Type: application/x-www-form-urlencoded\n"
-        "X-FreshBooks-Hmac-SHA256: %s\n\n%s\n",
-        url.c_str(), signature.c_str(), body.c_str());
-    return 0;
-  }
-
-  // Split scheme://host[:port] from the path.
-  const size_t scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return Usage("--url must start with http:// or https://");
-  const size_t path_start = url.find('/', scheme_end + 3);
-  const std::string origin = url.substr(0, path_start);
-  const std::string path = path_start == std::string::npos ? "/" : url.substr(path_start);
-  httplib::Client client(origin);
-  client.set_connection_timeout(timeout, 0);
-  client.set_read_timeout(timeout, 0);
-  client.set_write_timeout(timeout, 0);
-  client.set_tcp_nodelay(true);
-  httplib::Headers headers = {{"X-FreshBooks-Hmac-SHA256", signature}};
-  auto res = client.Post(path, headers, body, "application/x-www-form-urlencoded");
-  if (!res) {
-    std::fprintf(stderr, "mlc: POST %s failed: %s\n", url.c_str(),
-                 httplib::to_string(res.error()).c_str());
-    return 1;
-  }
-  std::printf("%d %s\n", res->status, res->body.c_str());
-  return res->status >= 200 && res->status < 300 ? 0 : 1;
-}
-
-}  // namespace
+#include "cli/cli_env.h"
+#include "cli/commands.h"
 
 int main(int argc, char** argv) {
-  if (argc < 2) return Usage();
-  const std::string cmd = argv[1];
-  if (cmd == "send-webhook") return SendWebhook(argc - 2, argv + 2);
-  if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  return Usage(("unknown command: " + cmd).c_str());
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  const mlc::cli::CliEnv env;
+  const int status = mlc::cli::RunMlc(args, env);
+  std::cout.flush();
+  return status;
 }
