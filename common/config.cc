@@ -301,7 +301,8 @@ absl::Status ReadFreshBooks(Reader& r, const YAML::Node& node, const std::string
                     {"verifiers", r.StringList(&c->verifiers)},
                     {"api_url", r.String(&c->api_url)},
                     {"auth_url", r.String(&c->auth_url)},
-                    {"sync_interval_minutes", r.Int(&c->sync_interval_minutes, 0, kIntMax)}});
+                    {"sync_interval_minutes", r.Int(&c->sync_interval_minutes, 0, kIntMax)},
+                    {"requests_per_second", r.Int(&c->requests_per_second, 1, 1000)}});
 }
 
 absl::Status ReadDatabricks(Reader& r, const YAML::Node& node, const std::string& path,

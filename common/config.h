@@ -61,6 +61,9 @@ struct FreshBooksConfig {
   std::string api_url = "https://api.freshbooks.com";
   std::string auth_url = "https://auth.freshbooks.com";
   int sync_interval_minutes = 360;
+  // The connection's FreshBooks API request budget (an extension of the
+  // contract): FreshBooks publishes no limit, so the default stays polite.
+  int requests_per_second = 5;
 };
 
 struct DatabricksConfig {

@@ -10,15 +10,21 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "writer/freshbooks_entities.h"
 #include "writer/journal.h"
 
 namespace mlc::writer {
 
 struct Hydrated {
   // OK: `data` is the object (JSON) or nullopt when this hydrator does not fetch.
-  // Transient errors retry the delivery; others make it dead with this message.
+  // Transient errors retry the delivery; Unauthenticated means "the connection
+  // waits for (re-)authorization" (retried, never dead); others make it dead
+  // with this message.
   absl::Status status;
   std::optional<std::string> data;
+  // Typed entity rows to upsert with this delivery. When several deliveries of a
+  // batch are about the same object the rows go with one of them only.
+  std::vector<MappedRow> rows;
   Attempt attempt;  // recorded in the audit trail when stage is non-empty
 };
 

@@ -49,6 +49,42 @@ IngestService::IngestService(std::string internal_token, Journal* journal, Pipel
   }
 }
 
+IngestService::~IngestService() {
+  std::vector<std::thread> threads;
+  {
+    absl::MutexLock lock(&threads_mu_);
+    threads.swap(threads_);
+  }
+  for (std::thread& t : threads) t.join();
+}
+
+void IngestService::SetAuthorizer(Authorizer authorizer) { authorizer_ = std::move(authorizer); }
+
+grpc::ServerUnaryReactor* IngestService::CompleteAuthorization(
+    grpc::CallbackServerContext* ctx, const mlconnector::v1::CompleteAuthorizationRequest* request,
+    mlconnector::v1::CompleteAuthorizationResponse* response) {
+  if (!Authorized(ctx, "CompleteAuthorization")) {
+    return FinishNow(
+        ctx, grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong internal token"));
+  }
+  if (!authorizer_) {
+    return FinishNow(ctx, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                       "this writer has no FreshBooks OAuth configured"));
+  }
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::MutexLock lock(&threads_mu_);
+  threads_.emplace_back([this, reactor, request, response] {
+    absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> r = authorizer_(*request);
+    if (r.ok()) {
+      *response = std::move(*r);
+      reactor->Finish(grpc::Status::OK);
+    } else {
+      reactor->Finish(ToGrpcStatus(r.status()));
+    }
+  });
+  return reactor;
+}
+
 bool IngestService::Authorized(grpc::CallbackServerContext* ctx, const char* method) {
   if (HasBearerToken(*ctx, internal_token_)) return true;
   log::Warn("ingest: rejected a call without a valid internal token",

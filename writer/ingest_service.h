@@ -7,6 +7,12 @@
 
 #include <functional>
 #include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 #include "common/clock.h"
 #include "common/metrics.h"
@@ -26,6 +32,13 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
  public:
   IngestService(std::string internal_token, Journal* journal, Pipeline* pipeline, SigningKeys* keys,
                 Clock* clock, IngestMetrics metrics);
+  ~IngestService() override;  // joins authorizations in flight
+
+  // Completes FreshBooks OAuth (it calls FreshBooks, so it runs on its own
+  // thread, not on gRPC's). Unset: CompleteAuthorization is FAILED_PRECONDITION.
+  using Authorizer = std::function<absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse>(
+      const mlconnector::v1::CompleteAuthorizationRequest&)>;
+  void SetAuthorizer(Authorizer authorizer);
 
   grpc::ServerUnaryReactor* Submit(grpc::CallbackServerContext* ctx,
                                    const mlconnector::v1::SubmitRequest* request,
@@ -36,6 +49,9 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
   grpc::ServerUnaryReactor* ListSigningKeys(
       grpc::CallbackServerContext* ctx, const mlconnector::v1::ListSigningKeysRequest* request,
       mlconnector::v1::ListSigningKeysResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteAuthorization(
+      grpc::CallbackServerContext* ctx, const mlconnector::v1::CompleteAuthorizationRequest* request,
+      mlconnector::v1::CompleteAuthorizationResponse* response) override;
 
  private:
   bool Authorized(grpc::CallbackServerContext* ctx, const char* method);
@@ -55,6 +71,9 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
   IngestMetrics metrics_;
   Counter* events_ok_ = nullptr;  // hot children of metrics_.submits
   Counter* events_error_ = nullptr;
+  Authorizer authorizer_;
+  absl::Mutex threads_mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(threads_mu_);
 };
 
 }  // namespace mlc::writer

@@ -13,6 +13,8 @@ namespace {
 
 // Upper bound on one idle wait, so a missed notification costs at most this.
 constexpr absl::Duration kMaxIdleWait = absl::Seconds(1);
+// How often events of a connection awaiting (re-)authorization are looked at.
+constexpr absl::Duration kAuthorizationWait = absl::Seconds(15);
 
 }  // namespace
 
@@ -108,10 +110,14 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
   // Deliveries are written per sink: every connection may have its own
   // workspace (the embedded default has one sink for all).
   std::map<Sink*, WriteGroup> groups;
+  // Deliveries that failed hydration the same way are recorded together (one
+  // journal commit, e.g. for every event of a connection awaiting authorization).
+  std::map<std::pair<int, std::string>, std::vector<size_t>> hydrate_failures;
   for (size_t i = 0; i < batch.size(); ++i) {
     Hydrated& h = hydrated[i];
     if (!h.status.ok()) {
-      Fail({batch[i]}, h.status, "hydrate", h.attempt.duration, h.attempt.http_status);
+      hydrate_failures[{static_cast<int>(h.status.code()), std::string(h.status.message())}]
+          .push_back(i);
       continue;
     }
     Sink* sink = sink_for_(batch[i].connection_id);
@@ -126,6 +132,13 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
     if (!h.attempt.stage.empty()) g.attempts.push_back(h.attempt);
     g.deliveries.push_back(batch[i]);
     g.data.push_back(std::move(h.data));
+    g.rows.push_back(std::move(h.rows));
+  }
+  for (const auto& [cause, members] : hydrate_failures) {
+    std::vector<Delivery> those;
+    for (size_t i : members) those.push_back(batch[i]);
+    const Hydrated& first = hydrated[members.front()];
+    Fail(those, first.status, "hydrate", first.attempt.duration, first.attempt.http_status);
   }
   int written = 0;
   for (auto& [sink, group] : groups) written += Write(sink, group);
@@ -133,14 +146,56 @@ int Pipeline::ProcessBatch(const std::vector<Delivery>& batch) {
 }
 
 int Pipeline::Write(Sink* sink, WriteGroup& group) {
-  const std::vector<Delivery>& ready = group.deliveries;
-  std::vector<Attempt>& attempts = group.attempts;
   const absl::Time start = clock_->Now();
-  std::vector<Row> rows;
-  rows.reserve(ready.size());
-  for (size_t i = 0; i < ready.size(); ++i) {
-    rows.push_back(FreshBooksEventRow(ready[i], group.data[i], start));
+  // Entity tables first, one upsert per table; a failing table fails only the
+  // deliveries with rows in it.
+  std::map<const TableSpec*, std::pair<std::vector<Row>, std::vector<size_t>>> tables;
+  for (size_t i = 0; i < group.deliveries.size(); ++i) {
+    for (MappedRow& r : group.rows[i]) {
+      auto& [rows, members] = tables[r.table];
+      rows.push_back(std::move(r.row));
+      if (members.empty() || members.back() != i) members.push_back(i);
+    }
   }
+  std::vector<bool> failed(group.deliveries.size(), false);
+  for (auto& [table, entry] : tables) {
+    const absl::Time t0 = absl::Now();
+    absl::Status s = sink->Upsert(*table, entry.first);
+    const absl::Duration took = absl::Now() - t0;
+    if (metrics_.sink_seconds != nullptr) {
+      metrics_.sink_seconds->Observe(absl::ToDoubleSeconds(took));
+    }
+    if (s.ok()) continue;
+    if (metrics_.sink_up != nullptr) metrics_.sink_up->Set(0);
+    std::vector<Delivery> those;
+    std::vector<Attempt> prior;
+    for (size_t i : entry.second) {
+      if (failed[i]) continue;
+      failed[i] = true;
+      those.push_back(group.deliveries[i]);
+      for (const Attempt& a : group.attempts) {
+        if (a.delivery_id == group.deliveries[i].delivery_id) prior.push_back(a);
+      }
+    }
+    if (!those.empty()) {
+      Fail(those, absl::Status(s.code(), absl::StrCat("table ", table->name, ": ", s.message())),
+           "write", took, 0, std::move(prior), sink->Name());
+    }
+  }
+  std::vector<Delivery> ready;
+  std::vector<Attempt> attempts;
+  std::vector<Row> rows;
+  for (size_t i = 0; i < group.deliveries.size(); ++i) {
+    if (failed[i]) continue;
+    ready.push_back(group.deliveries[i]);
+    rows.push_back(FreshBooksEventRow(group.deliveries[i], group.data[i], start));
+  }
+  for (Attempt& a : group.attempts) {
+    bool keep = false;
+    for (const Delivery& d : ready) keep = keep || d.delivery_id == a.delivery_id;
+    if (keep) attempts.push_back(std::move(a));
+  }
+  if (ready.empty()) return 0;
   const absl::Time t0 = absl::Now();
   absl::Status s = sink->Upsert(FreshBooksEventsTable(), rows);
   const absl::Duration took = absl::Now() - t0;
@@ -189,6 +244,9 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
   const absl::Time now = clock_->Now();
   const absl::Duration max_age = absl::Hours(retry_.max_age_hours);
   const bool transient = IsTransient(status);
+  // Waiting for (re-)authorization is neither a failure to back off from nor a
+  // reason to give up: look again regularly, for as long as it takes.
+  const bool waiting = status.code() == absl::StatusCode::kUnauthenticated;
   std::vector<std::pair<std::string, absl::Time>> retries;
   std::vector<std::string> dead;
   std::vector<Attempt> retry_attempts, dead_attempts;
@@ -200,7 +258,11 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
     a.error = std::string(status.message());
     a.duration = took;
     a.at = now;
-    if (transient && now - d.received_at < max_age) {
+    if (waiting) {
+      a.outcome = "wait";
+      retries.emplace_back(d.delivery_id, now + kAuthorizationWait);
+      retry_attempts.push_back(std::move(a));
+    } else if (transient && now - d.received_at < max_age) {
       a.outcome = "retry";
       retries.emplace_back(d.delivery_id, now + FullJitterDelay(backoff_, d.attempts, gen_));
       retry_attempts.push_back(std::move(a));
@@ -223,7 +285,7 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
         journal_->MarkRetrySync(retries, std::string(status.message()), std::move(retry_attempts));
     if (!s.ok()) log::Error("pipeline: cannot record retry", {{"error", s.ToString()}});
     if (metrics_.deliveries != nullptr) {
-      metrics_.deliveries->With({"retry"})->Inc(static_cast<double>(retries.size()));
+      metrics_.deliveries->With({waiting ? "wait" : "retry"})->Inc(static_cast<double>(retries.size()));
     }
   }
   if (!dead.empty()) {

@@ -5,6 +5,12 @@
 // backoff and full jitter; a permanent failure, or one older than
 // retry.max_age_hours, makes the delivery dead (kept and replayable).
 //
+// Entity rows (from hydration) are written per table before the events rows; a
+// table that fails (say, a type conflict) fails only the deliveries that had rows
+// for it, the others are written. A delivery whose connection waits for
+// authorization (Unauthenticated from the hydrator) is retried every
+// kAuthorizationWait and never becomes dead for that.
+//
 // Because the journal, not memory, is the queue, a restart resumes exactly where
 // the last run stopped: rows written but not yet marked are written again, and the
 // idempotent upsert makes that a no-op. One pipeline thread; Notify() is
@@ -66,6 +72,7 @@ class Pipeline {
   struct WriteGroup {
     std::vector<Delivery> deliveries;
     std::vector<std::optional<std::string>> data;  // per delivery
+    std::vector<std::vector<MappedRow>> rows;      // entity rows, per delivery
     std::vector<Attempt> attempts;                 // earlier stages' successes
   };
   void Loop();

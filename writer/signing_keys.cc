@@ -42,8 +42,24 @@ bool SigningKeys::AddKey(const std::string& connection_id, KeyEntry key) {
 
 void SigningKeys::RecordHandshake(const std::string& connection_id, const std::string& callback_id,
                                   std::string verifier) {
+  HandshakeListener listener;
+  {
+    absl::MutexLock lock(&mu_);
+    pending_[{connection_id, callback_id}] = std::move(verifier);
+    listener = listener_;
+  }
+  if (listener) listener(connection_id, callback_id);
+}
+
+void SigningKeys::ForgetHandshake(const std::string& connection_id,
+                                  const std::string& callback_id) {
   absl::MutexLock lock(&mu_);
-  pending_[{connection_id, callback_id}] = std::move(verifier);
+  pending_.erase({connection_id, callback_id});
+}
+
+void SigningKeys::SetHandshakeListener(HandshakeListener listener) {
+  absl::MutexLock lock(&mu_);
+  listener_ = std::move(listener);
 }
 
 std::optional<std::string> SigningKeys::PendingVerifier(const std::string& connection_id,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,12 +40,19 @@ class SigningKeys {
                        std::string verifier);
   std::optional<std::string> PendingVerifier(const std::string& connection_id,
                                              const std::string& callback_id) const;
+  // Drops a pending verifier (after FreshBooks accepted it and it became a key).
+  void ForgetHandshake(const std::string& connection_id, const std::string& callback_id);
+  // Called (outside the lock) after every RecordHandshake; set once at startup.
+  using HandshakeListener =
+      std::function<void(const std::string& connection_id, const std::string& callback_id)>;
+  void SetHandshakeListener(HandshakeListener listener);
 
  private:
   mutable absl::Mutex mu_;
   std::map<std::string, std::vector<KeyEntry>> keys_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::string> pending_ ABSL_GUARDED_BY(mu_);
   uint64_t version_ ABSL_GUARDED_BY(mu_) = 1;
+  HandshakeListener listener_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace mlc::writer

@@ -12,7 +12,13 @@
 #include "common/http_server_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
+#include "writer/admin_service.h"
+#include "writer/credential_store.h"
 #include "writer/databricks_sink.h"
+#include "writer/freshbooks_connections.h"
+#include "writer/freshbooks_entities.h"
+#include "writer/freshbooks_hydrator.h"
+#include "writer/freshbooks_sync.h"
 #include "writer/databricks_statements.h"
 #include "writer/databricks_token.h"
 #include "writer/hydrator.h"
@@ -47,7 +53,6 @@ Sink* WriterApp::SinkFor(const std::string& connection_id) {
 }
 
 absl::Status WriterApp::StartDatabricks() {
-  http_client_ = std::make_unique<HttplibClient>();
   Family<Counter>* refreshes = registry_.AddCounter(
       "mlc_databricks_token_refreshes_total", "Databricks OAuth tokens minted", {"connection"});
   Family<Counter>* token_failures =
@@ -67,6 +72,13 @@ absl::Status WriterApp::StartDatabricks() {
           "connection \"", c.id, "\": writer.sink is databricks but it has no databricks block"));
     }
     const DatabricksConfig& d = *c.databricks;
+    // The secret is kept (encrypted) in the store too; config still provides it
+    // at every start.
+    const std::string secret_name = absl::StrCat("databricks/", c.id, "/client_secret");
+    MLC_ASSIGN_OR_RETURN(std::optional<std::string> stored, store_->GetSecret(secret_name));
+    if (!d.client_secret.empty() && stored != d.client_secret) {
+      MLC_RETURN_IF_ERROR(store_->PutSecret(secret_name, d.client_secret));
+    }
     auto conn = std::make_unique<DatabricksConnection>();
     DatabricksTokenOptions topts;
     topts.host = d.host;
@@ -94,6 +106,12 @@ absl::Status WriterApp::StartDatabricks() {
     for (auto& [id, conn] : databricks_) {
       absl::Status s = conn->sink->Start();
       if (s.ok()) s = conn->sink->EnsureTable(FreshBooksEventsTable());
+      if (s.ok() && freshbooks_->OAuthConfigured(id)) {
+        for (const TableSpec* t : AllEntityTables()) {
+          s = conn->sink->EnsureTable(*t);
+          if (!s.ok()) break;
+        }
+      }
       if (!s.ok()) {
         log::Error("databricks sink not ready; deliveries wait in the journal and are retried",
                    {{"connection", id}, {"error", std::string(s.message())}});
@@ -135,6 +153,21 @@ absl::Status WriterApp::Start() {
                                       "Deliveries in the journal by status", {"status"});
   MLC_ASSIGN_OR_RETURN(journal_, Journal::Open(wc.data_dir + "/journal.db", clock, jm));
 
+  if (wc.master_key.empty()) {
+    return absl::FailedPreconditionError(
+        "writer.master_key is required: it encrypts FreshBooks and Databricks credentials at "
+        "rest. Make one with `openssl rand -base64 32` and pass it through MLC_MASTER_KEY "
+        "(scripts/run-local creates one under ./var)");
+  }
+  MLC_ASSIGN_OR_RETURN(std::string master_key, DecodeMasterKey(wc.master_key));
+  MLC_ASSIGN_OR_RETURN(store_,
+                       CredentialStore::Open(wc.data_dir + "/credentials.db", std::move(master_key)));
+  http_client_ = std::make_unique<HttplibClient>();
+  keys_ = std::make_unique<SigningKeys>(config_.connections);
+  freshbooks_ = std::make_unique<FreshBooksConnections>(config_.connections, http_client_.get(),
+                                                        store_.get(), keys_.get(), clock, &registry_);
+  MLC_RETURN_IF_ERROR(freshbooks_->Start());
+
   sink_ready_ = registry_.AddGauge(
       "mlc_sink_ready", "1 when the connection's sink passed its startup check", {"connection"});
   if (wc.sink == "sqlite") {
@@ -142,14 +175,26 @@ absl::Status WriterApp::Start() {
     if (absl::Status s = sink_->Start(); !s.ok()) {
       return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
     }
-    if (absl::Status s = sink_->EnsureTable(FreshBooksEventsTable()); !s.ok()) {
-      return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+    std::vector<const TableSpec*> tables = AllEntityTables();
+    tables.insert(tables.begin(), &FreshBooksEventsTable());
+    for (const TableSpec* t : tables) {
+      if (absl::Status s = sink_->EnsureTable(*t); !s.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat("sink sqlite: ", s.message()));
+      }
     }
     for (const ConnectionConfig& c : config_.connections) sink_ready_->With({c.id})->Set(1);
   } else {
     MLC_RETURN_IF_ERROR(StartDatabricks());
   }
-  hydrator_ = std::make_unique<NullHydrator>();
+  HydratorMetrics hm;
+  hm.fetches = registry_.AddCounter("mlc_hydrate_fetches_total",
+                                    "FreshBooks object fetches for webhook events, by outcome",
+                                    {"connection", "outcome"});
+  hm.coalesced = registry_
+                     .AddCounter("mlc_hydrate_coalesced_total",
+                                 "Events served by another event's fetch of the same object")
+                     ->With({});
+  hydrator_ = std::make_unique<FreshBooksHydrator>(freshbooks_.get(), clock, 8, hm);
 
   PipelineMetrics pm;
   pm.deliveries =
@@ -172,7 +217,25 @@ absl::Status WriterApp::Start() {
       journal_.get(), [this](const std::string& id) { return SinkFor(id); }, hydrator_.get(), clock,
       wc.batch, wc.retry, pm);
 
-  keys_ = std::make_unique<SigningKeys>(config_.connections);
+  syncer_ = std::make_unique<Syncer>(store_.get(), clock, &registry_);
+  SyncScheduler::TargetFor target_for = [this](const std::string& id) -> std::optional<SyncTarget> {
+    FreshBooksClient* client = freshbooks_->Client(id);
+    std::optional<FreshBooksIdentity> identity = freshbooks_->Identity(id);
+    Sink* sink = SinkFor(id);
+    if (client == nullptr || !identity.has_value() || sink == nullptr ||
+        client->NeedsReauthorization().has_value()) {
+      return std::nullopt;
+    }
+    return SyncTarget{client, *identity, sink};
+  };
+  std::vector<SyncScheduler::Entry> entries;
+  for (const ConnectionConfig& c : config_.connections) {
+    if (!freshbooks_->OAuthConfigured(c.id)) continue;
+    entries.push_back({c.id, absl::Minutes(std::max(1, c.freshbooks.sync_interval_minutes))});
+  }
+  scheduler_ = std::make_unique<SyncScheduler>(syncer_.get(), entries, target_for);
+  admin_ = std::make_unique<AdminService>(wc.admin_token, freshbooks_.get(), keys_.get(),
+                                          syncer_.get(), target_for);
   IngestMetrics im;
   im.submits = registry_.AddCounter("mlc_ingest_submits_total",
                                     "Ingest.Submit calls by kind and outcome", {"kind", "outcome"});
@@ -180,6 +243,18 @@ absl::Status WriterApp::Start() {
       registry_.AddHistogram("mlc_ingest_submit_seconds", "Submit received to durable")->With({});
   ingest_ = std::make_unique<IngestService>(wc.internal_token, journal_.get(), pipeline_.get(),
                                             keys_.get(), clock, im);
+  ingest_->SetAuthorizer([this](const mlconnector::v1::CompleteAuthorizationRequest& req)
+                             -> absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse> {
+    MLC_ASSIGN_OR_RETURN(AuthorizationResult r,
+                         freshbooks_->CompleteAuthorization(req.code(), req.state(), req.error(),
+                                                            req.error_description()));
+    scheduler_->Nudge();  // the first sync (the backfill) starts now
+    mlconnector::v1::CompleteAuthorizationResponse out;
+    out.set_connection_id(r.connection_id);
+    out.set_account_id(r.identity.account_id);
+    out.set_business_name(r.identity.business_name);
+    return out;
+  });
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -192,6 +267,7 @@ absl::Status WriterApp::Start() {
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(wc.listen, grpc::InsecureServerCredentials(), &grpc_port_);
   builder.RegisterService(ingest_.get());
+  builder.RegisterService(admin_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(
@@ -214,6 +290,7 @@ absl::Status WriterApp::Start() {
                                                       wc.metrics_listen, &http_thread_));
 
   pipeline_->Start();
+  scheduler_->Start();
   log::Info("writer started",
             {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":", grpc_port_)},
              {"metrics_port", metrics_port_},
@@ -231,6 +308,19 @@ std::string WriterApp::Readiness(bool* ready) {
     *ready = *ready && ok;
     absl::StrAppend(&out, "connection ", c.id, ": sink ", config_.writer.sink,
                     ok ? " ready\n" : " not ready (see the writer log's startup check)\n");
+    // Not a reason to stop taking webhooks (they wait in the journal), but the
+    // first thing an operator must see.
+    if (freshbooks_ != nullptr && freshbooks_->OAuthConfigured(c.id)) {
+      FreshBooksClient* client = freshbooks_->Client(c.id);
+      if (std::optional<std::string> why = client->NeedsReauthorization(); why.has_value()) {
+        absl::StrAppend(&out, "connection ", c.id, ": FreshBooks NEEDS RE-AUTHORIZATION (", *why,
+                        "); events wait - run `mlc authorize --connection ", c.id, "`\n");
+      } else if (!freshbooks_->Identity(c.id).has_value()) {
+        absl::StrAppend(&out, "connection ", c.id,
+                        ": FreshBooks not authorized yet - run `mlc authorize --connection ", c.id,
+                        "`\n");
+      }
+    }
   }
   return absl::StrCat(*ready ? "ready\n" : "not ready\n", out);
 }
@@ -267,6 +357,8 @@ void WriterApp::Shutdown() {
   // Statements in flight are cancelled; their batches stay pending and are
   // written again (idempotently) after the restart.
   for (auto& [id, conn] : databricks_) conn->statements->CancelAll();
+  if (scheduler_ != nullptr) scheduler_->Stop();
+  if (freshbooks_ != nullptr) freshbooks_->Stop();
   if (pipeline_ != nullptr) pipeline_->Stop();
   if (checks_thread_.joinable()) checks_thread_.join();
   log::Info("writer: pipeline stopped");

@@ -1,6 +1,7 @@
-// WriterApp wires the writer together from config: journal, sink, hydrator,
-// pipeline, the gRPC server (Ingest, grpc.health.v1, reflection) and the HTTP
-// metrics endpoint. main() owns one; integration tests can run one in-process.
+// WriterApp wires the writer together from config: journal, encrypted credential
+// store, FreshBooks connections (OAuth, webhooks), sink, hydrator, pipeline,
+// reconcile scheduler, the gRPC server (Ingest, Admin, grpc.health.v1,
+// reflection) and the HTTP metrics endpoint. main() owns one; integration tests can run one in-process.
 // Start/Shutdown are called from one thread.
 #pragma once
 
@@ -32,6 +33,11 @@ class Hydrator;
 class Pipeline;
 class SigningKeys;
 class IngestService;
+class AdminService;
+class CredentialStore;
+class FreshBooksConnections;
+class Syncer;
+class SyncScheduler;
 
 class WriterApp {
  public:
@@ -70,6 +76,11 @@ class WriterApp {
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<Sink> sink_;  // sink: sqlite
   std::unique_ptr<HttpClient> http_client_;
+  std::unique_ptr<CredentialStore> store_;
+  std::unique_ptr<FreshBooksConnections> freshbooks_;
+  std::unique_ptr<Syncer> syncer_;
+  std::unique_ptr<SyncScheduler> scheduler_;
+  std::unique_ptr<AdminService> admin_;
   std::map<std::string, std::unique_ptr<DatabricksConnection>> databricks_;
   std::thread checks_thread_;            // Databricks startup checks (they may take minutes)
   Family<Gauge>* sink_ready_ = nullptr;  // {connection}

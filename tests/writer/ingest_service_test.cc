@@ -4,6 +4,8 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "absl/synchronization/notification.h"
 #include "common/config.h"
 #include "common/grpc_util.h"
@@ -31,6 +33,7 @@ class IngestServiceTest : public ::testing::Test {
     config.writer.metrics_listen = "127.0.0.1:0";
     config.writer.data_dir = dir_.File("var");
     config.writer.internal_token = kToken;
+    config.writer.master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
     config.writer.batch.max_delay_ms = 10;
     ConnectionConfig c;
     c.id = "acme";
@@ -201,6 +204,22 @@ TEST_F(IngestServiceTest, ServesReflectionListingTheIngestService) {
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
+}
+
+TEST(WriterAppTest, RefusesToStartWithoutAMasterKeyAndSaysHowToMakeOne) {
+  mlc::testing::TempDir dir;
+  Config config;
+  config.writer.listen = "127.0.0.1:0";
+  config.writer.metrics_listen = "127.0.0.1:0";
+  config.writer.data_dir = dir.File("var");
+  config.writer.internal_token = "t";
+  auto app = WriterApp::Create(config);
+  ASSERT_TRUE(app.ok());
+  absl::Status s = (*app)->Start();
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("openssl rand -base64 32"), absl::string_view::npos) << s;
+  // Nothing is encrypted under no key.
+  EXPECT_FALSE(std::filesystem::exists(dir.File("var/credentials.db")));
 }
 
 }  // namespace
