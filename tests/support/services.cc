@@ -45,6 +45,8 @@ void Services::WriteConfig() {
       writer_port_, "\"\n", "  metrics_listen: \"127.0.0.1:", metrics_port_, "\"\n",
       "  data_dir: \"", data_dir_, "\"\n",
       "  internal_token: \"${MLC_INTERNAL_TOKEN}\"\n"
+      "  master_key: \"${MLC_MASTER_KEY}\"\n"
+      "  admin_token: \"${MLC_ADMIN_TOKEN}\"\n"
       "  sink: ",
       options_.sink, "\n", "  batch: { max_rows: ", options_.max_rows,
       ", max_delay_ms: ", options_.max_delay_ms, " }\n",
@@ -52,9 +54,33 @@ void Services::WriteConfig() {
       "connections:\n"
       "  - id: \"",
       options_.connection_id, "\"\n",
-      "    freshbooks:\n"
-      "      verifiers: [\"${MLC_TEST_VERIFIER}\"]\n");
+      "    freshbooks:\n");
   std::string full = yaml;
+  if (!options_.verifier.empty()) {
+    absl::StrAppend(&full, "      verifiers: [\"${MLC_TEST_VERIFIER}\"]\n");
+  }
+  if (!options_.freshbooks_url.empty()) {
+    absl::StrAppend(&full, "      client_id: \"", options_.freshbooks_client_id, "\"\n",
+                    "      client_secret: \"${FB_CLIENT_SECRET}\"\n", "      redirect_uri: \"",
+                    redirect_uri(), "\"\n", "      webhook_url: \"", webhook_url(), "\"\n",
+                    "      api_url: \"", options_.freshbooks_url, "\"\n", "      auth_url: \"",
+                    options_.freshbooks_url, "\"\n", "      sync_interval_minutes: ",
+                    options_.sync_interval_minutes, "\n");
+    if (options_.freshbooks_requests_per_second > 0) {
+      absl::StrAppend(&full, "      requests_per_second: ", options_.freshbooks_requests_per_second,
+                      "\n");
+    }
+    if (!options_.freshbooks_account_id.empty()) {
+      absl::StrAppend(&full, "      account_id: \"", options_.freshbooks_account_id, "\"\n");
+    }
+    if (!options_.freshbooks_events.empty()) {
+      absl::StrAppend(&full, "      events: [");
+      for (size_t i = 0; i < options_.freshbooks_events.size(); ++i) {
+        absl::StrAppend(&full, i == 0 ? "" : ", ", "\"", options_.freshbooks_events[i], "\"");
+      }
+      absl::StrAppend(&full, "]\n");
+    }
+  }
   if (options_.sink == "databricks") {
     absl::StrAppend(&full, "    databricks:\n      host: \"", options_.databricks_host,
                     "\"\n      client_id: \"", options_.databricks_client_id,
@@ -72,6 +98,9 @@ void Services::StartWriter() {
                                 std::map<std::string, std::string>{
                                     {"MLC_INTERNAL_TOKEN", options_.internal_token},
                                     {"MLC_TEST_VERIFIER", options_.verifier},
+                                    {"MLC_MASTER_KEY", options_.master_key},
+                                    {"MLC_ADMIN_TOKEN", options_.admin_token},
+                                    {"FB_CLIENT_SECRET", options_.freshbooks_client_secret},
                                     {"DATABRICKS_CLIENT_SECRET", options_.databricks_client_secret},
                                     {"MLC_LOG_LEVEL", options_.log_level}},
                                 dir_.File("writer.log"));
@@ -118,6 +147,22 @@ int Services::WaitWriter() { return writer_ != nullptr ? writer_->Wait() : 0; }
 std::string Services::ingress_origin() const {
   return absl::StrCat("http://127.0.0.1:", ingress_port_);
 }
+std::string Services::redirect_uri() const {
+  return absl::StrCat(ingress_origin(), "/oauth/freshbooks/callback");
+}
+
+int Services::RunCli(const std::vector<std::string>& args, std::string* output) const {
+  std::vector<std::string> argv = {MLC_CLI_BIN, "--writer",
+                                   absl::StrCat("127.0.0.1:", writer_port_)};
+  argv.insert(argv.end(), args.begin(), args.end());
+  const std::string log = dir_.File("cli.log");
+  WriteFile(log, "");
+  Process p(argv, {{"MLC_ADMIN_TOKEN", options_.admin_token}}, log);
+  const int status = p.Wait(std::chrono::seconds(120));
+  if (output != nullptr) *output = ReadFile(log);
+  return status;
+}
+
 std::string Services::webhook_url() const {
   return absl::StrCat(ingress_origin(), "/webhooks/freshbooks/", options_.connection_id);
 }
@@ -200,6 +245,11 @@ std::string Services::Query(const std::string& db, const std::string& sql) const
   auto rows = RunQuery(data_dir_ + "/" + db, sql);
   if (rows.empty() || rows[0].empty()) return "";
   return rows[0][0];
+}
+
+std::vector<std::vector<std::string>> Services::QueryRows(const std::string& db,
+                                                         const std::string& sql) const {
+  return RunQuery(data_dir_ + "/" + db, sql);
 }
 
 std::string Services::WriterLog() const { return writer_ != nullptr ? writer_->Log() : ""; }

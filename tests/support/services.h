@@ -31,6 +31,18 @@ struct ServicesOptions {
   std::string databricks_warehouse_id = "fakewarehouse01";
   std::string databricks_catalog = "finance";
   std::string databricks_schema = "freshbooks";
+  // Base64 of 32 bytes (the writer refuses to start without a master key).
+  std::string master_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+  std::string admin_token = "test-admin-token-0123456789";
+  // FreshBooks OAuth against a (fake) FreshBooks at freshbooks_url; empty: the
+  // connection has only the static verifier.
+  std::string freshbooks_url;
+  std::string freshbooks_client_id = "fake-fb-client";
+  std::string freshbooks_client_secret = "fake-fb-secret";
+  std::string freshbooks_account_id;  // empty: discovered at authorization
+  std::vector<std::string> freshbooks_events;  // empty: all
+  int sync_interval_minutes = 360;
+  int freshbooks_requests_per_second = 0;  // 0: the default
 };
 
 class Services {
@@ -75,6 +87,14 @@ class Services {
   std::string WriterLog() const;
   std::string IngressLog() const;
   std::string HttpGet(int port, const std::string& path, int* status = nullptr) const;
+  // The OAuth redirect URI (ingress's callback) this config uses.
+  std::string redirect_uri() const;
+  // Runs `mlc <args>` against this writer with the admin token; returns the exit
+  // status (as from waitpid) and puts stdout+stderr into *output.
+  int RunCli(const std::vector<std::string>& args, std::string* output) const;
+  // All rows of a query against a database in data_dir ("NULL" for NULLs).
+  std::vector<std::vector<std::string>> QueryRows(const std::string& db,
+                                                  const std::string& sql) const;
 
  private:
   void WriteConfig();
