@@ -70,9 +70,9 @@ grpc::Status AdminService::StartAuthorization(
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::RegisterWebhooks(
-    grpc::ServerContext* ctx, const mlconnector::v1::RegisterWebhooksRequest* request,
-    mlconnector::v1::RegisterWebhooksResponse* response) {
+grpc::Status AdminService::RegisterWebhooks(grpc::ServerContext* ctx,
+                                            const mlconnector::v1::RegisterWebhooksRequest* request,
+                                            mlconnector::v1::RegisterWebhooksResponse* response) {
   if (!Authorized(ctx, "RegisterWebhooks")) return kUnauthenticated;
   const int wait = std::clamp(request->wait_seconds(), 0, 120);
   auto r = connections_->RegisterWebhooks(request->connection_id(), absl::Seconds(wait));

@@ -20,10 +20,10 @@ constexpr absl::Duration kStateTtl = absl::Minutes(15);
 
 // Every read scope ml-connector uses (FRESHBOOKS.md §3).
 const char* const kScopes[] = {
-    "user:profile:read",        "user:business:read",      "user:invoices:read",
-    "user:payments:read",       "user:bills:read",         "user:bill_payments:read",
-    "user:bill_vendors:read",   "user:expenses:read",      "user:clients:read",
-    "user:billable_items:read", "user:taxes:read",         "user:credit_notes:read",
+    "user:profile:read",        "user:business:read",        "user:invoices:read",
+    "user:payments:read",       "user:bills:read",           "user:bill_payments:read",
+    "user:bill_vendors:read",   "user:expenses:read",        "user:clients:read",
+    "user:billable_items:read", "user:taxes:read",           "user:credit_notes:read",
     "user:estimates:read",      "user:journal_entries:read", "user:other_income:read",
     "user:projects:read",       "user:time_entries:read"};
 
@@ -70,10 +70,9 @@ FreshBooksConnections::FreshBooksConnections(const std::vector<ConnectionConfig>
                                              HttpClient* http, CredentialStore* store,
                                              SigningKeys* keys, Clock* clock, Registry* registry)
     : configs_(connections), http_(http), store_(store), keys_(keys), clock_(clock) {
-  Family<Counter>* requests =
-      registry->AddCounter("mlc_freshbooks_requests_total",
-                           "FreshBooks API requests by connection and HTTP status (or error)",
-                           {"connection", "status"});
+  Family<Counter>* requests = registry->AddCounter(
+      "mlc_freshbooks_requests_total",
+      "FreshBooks API requests by connection and HTTP status (or error)", {"connection", "status"});
   Family<Counter>* refreshes = registry->AddCounter(
       "mlc_freshbooks_token_refreshes_total", "FreshBooks access tokens refreshed", {"connection"});
   Family<Counter>* refresh_failures =
@@ -83,9 +82,9 @@ FreshBooksConnections::FreshBooksConnections(const std::vector<ConnectionConfig>
       "mlc_freshbooks_needs_reauthorization",
       "1 while a connection's FreshBooks authorization is gone (run mlc authorize)",
       {"connection"});
-  handshakes_ = registry->AddCounter("mlc_freshbooks_handshakes_total",
-                                     "Webhook verification handshakes by outcome",
-                                     {"connection", "outcome"});
+  handshakes_ =
+      registry->AddCounter("mlc_freshbooks_handshakes_total",
+                           "Webhook verification handshakes by outcome", {"connection", "outcome"});
   for (const ConnectionConfig& c : configs_) {
     auto conn = std::make_unique<Conn>();
     conn->config = c;
@@ -117,11 +116,11 @@ absl::Status FreshBooksConnections::Start() {
       MLC_ASSIGN_OR_RETURN(std::optional<std::string> stored,
                            store_->GetSecret(prefix + "client_secret"));
       if (!stored.has_value() || *stored != c.freshbooks.client_secret) {
-        MLC_RETURN_IF_ERROR(store_->PutSecret(prefix + "client_secret", c.freshbooks.client_secret));
+        MLC_RETURN_IF_ERROR(
+            store_->PutSecret(prefix + "client_secret", c.freshbooks.client_secret));
       }
     }
-    MLC_ASSIGN_OR_RETURN(std::vector<std::string> names,
-                         store_->ListSecrets(prefix + "verifier/"));
+    MLC_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListSecrets(prefix + "verifier/"));
     for (const std::string& name : names) {
       MLC_ASSIGN_OR_RETURN(std::optional<std::string> v, store_->GetSecret(name));
       if (!v.has_value()) continue;
@@ -133,10 +132,10 @@ absl::Status FreshBooksConnections::Start() {
                 {{"connection", c.id}, {"keys", static_cast<int64_t>(names.size())}});
     }
   }
-  keys_->SetHandshakeListener([this](const std::string& connection_id,
-                                     const std::string& callback_id) {
-    OnHandshake(connection_id, callback_id);
-  });
+  keys_->SetHandshakeListener(
+      [this](const std::string& connection_id, const std::string& callback_id) {
+        OnHandshake(connection_id, callback_id);
+      });
   verifier_ = std::thread([this] { VerifierLoop(); });
   return absl::OkStatus();
 }
@@ -266,8 +265,8 @@ absl::StatusOr<AuthorizationResult> FreshBooksConnections::CompleteAuthorization
   absl::StatusOr<FreshBooksResponse> me = c->client->Call("GET", "/auth/api/v1/users/me");
   auto forget_tokens = [&] {
     CredentialStore::Change ch;
-    ch.secrets.push_back({Prefix(connection_id) + "access_token", std::nullopt});
-    ch.secrets.push_back({Prefix(connection_id) + "refresh_token", std::nullopt});
+    ch.secrets.emplace_back(Prefix(connection_id) + "access_token", std::nullopt);
+    ch.secrets.emplace_back(Prefix(connection_id) + "refresh_token", std::nullopt);
     absl::Status s = store_->Update(ch);
     if (!s.ok()) log::Error("freshbooks: cannot forget refused tokens", {{"error", s.ToString()}});
   };
@@ -293,6 +292,7 @@ absl::StatusOr<AuthorizationResult> FreshBooksConnections::CompleteAuthorization
     }
   }
   std::vector<std::string> accounts;
+  accounts.reserve(found.size());
   for (const FreshBooksIdentity& id : found) accounts.push_back(id.account_id);
   const std::string& want = c->config.freshbooks.account_id;
   std::optional<FreshBooksIdentity> chosen;
@@ -308,18 +308,18 @@ absl::StatusOr<AuthorizationResult> FreshBooksConnections::CompleteAuthorization
           absl::StrJoin(accounts, ", "), "); set connections[].freshbooks.account_id for \"",
           connection_id, "\" to the one to sync and authorize again"));
     }
-    return absl::FailedPreconditionError(absl::StrCat(
-        "connection \"", connection_id, "\" is configured for FreshBooks account ", want,
-        " but the user who signed in has access only to ",
-        accounts.empty() ? "no business" : absl::StrJoin(accounts, ", "),
-        "; sign in as a user of account ", want, again));
+    return absl::FailedPreconditionError(
+        absl::StrCat("connection \"", connection_id, "\" is configured for FreshBooks account ",
+                     want, " but the user who signed in has access only to ",
+                     accounts.empty() ? "no business" : absl::StrJoin(accounts, ", "),
+                     "; sign in as a user of account ", want, again));
   }
   const std::string p = Prefix(connection_id) + "identity/";
   CredentialStore::Change ch;
-  ch.state.push_back({p + "account_id", chosen->account_id});
-  ch.state.push_back({p + "business_id", chosen->business_id});
-  ch.state.push_back({p + "business_uuid", chosen->business_uuid});
-  ch.state.push_back({p + "business_name", chosen->business_name});
+  ch.state.emplace_back(p + "account_id", chosen->account_id);
+  ch.state.emplace_back(p + "business_id", chosen->business_id);
+  ch.state.emplace_back(p + "business_uuid", chosen->business_uuid);
+  ch.state.emplace_back(p + "business_name", chosen->business_name);
   MLC_RETURN_IF_ERROR(store_->Update(ch));
   log::Info("freshbooks: connection authorized", {{"connection", connection_id},
                                                   {"account_id", chosen->account_id},
@@ -335,8 +335,8 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
     return absl::NotFoundError(absl::StrCat("unknown connection \"", connection_id, "\""));
   }
   if (c->client == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "connection \"", connection_id, "\" has no FreshBooks OAuth configuration"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("connection \"", connection_id, "\" has no FreshBooks OAuth configuration"));
   }
   const std::string& uri = c->config.freshbooks.webhook_url;
   if (uri.empty()) {
@@ -348,8 +348,8 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
   std::optional<FreshBooksIdentity> identity = Identity(connection_id);
   if (!identity.has_value()) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "connection \"", connection_id, "\" is not authorized yet; run `mlc authorize --connection ",
-        connection_id, "` first"));
+        "connection \"", connection_id,
+        "\" is not authorized yet; run `mlc authorize --connection ", connection_id, "` first"));
   }
   const std::string base =
       absl::StrCat("/events/account/", identity->account_id, "/events/callbacks");
@@ -361,8 +361,9 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
   };
   std::map<std::string, Existing> existing;  // by event
   for (int page = 1;; ++page) {
-    MLC_ASSIGN_OR_RETURN(FreshBooksResponse r,
-                         c->client->Call("GET", absl::StrCat(base, "?page=", page, "&per_page=100")));
+    MLC_ASSIGN_OR_RETURN(
+        FreshBooksResponse r,
+        c->client->Call("GET", absl::StrCat(base, "?page=", page, "&per_page=100")));
     const nlohmann::json* resp = Child(r.body, "response");
     const nlohmann::json* result = resp == nullptr ? nullptr : Child(*resp, "result");
     const nlohmann::json* list = result == nullptr ? nullptr : Child(*result, "callbacks");
@@ -370,8 +371,8 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
     for (const nlohmann::json& cb : *list) {
       if (JsonText(Child(cb, "uri")) != uri) continue;
       const nlohmann::json* v = Child(cb, "verified");
-      existing[JsonText(Child(cb, "event"))] =
-          Existing{JsonText(Child(cb, "callbackid")), v != nullptr && v->is_boolean() && v->get<bool>()};
+      existing[JsonText(Child(cb, "event"))] = Existing{
+          JsonText(Child(cb, "callbackid")), v != nullptr && v->is_boolean() && v->get<bool>()};
     }
     int64_t pages = 1;
     const nlohmann::json* pg = Child(*result, "pages");
@@ -409,7 +410,8 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
       const nlohmann::json* cb = result == nullptr ? nullptr : Child(*result, "callback");
       st.callback_id = cb == nullptr ? "" : JsonText(Child(*cb, "callbackid"));
       if (st.callback_id.empty()) {
-        return absl::UnavailableError("FreshBooks answered the callback registration without a callbackid");
+        return absl::UnavailableError(
+            "FreshBooks answered the callback registration without a callbackid");
       }
       st.status = "created";
       log::Info("freshbooks: callback registered",
@@ -484,9 +486,10 @@ void FreshBooksConnections::VerifierLoop() {
     }
     handshakes_->With({next.first, s.ok() ? "verified" : "failed"})->Inc();
     if (!s.ok()) {
-      log::Error("freshbooks: webhook handshake could not be verified; run `mlc register-webhooks` "
-                 "to ask FreshBooks for a new one",
-                 {{"connection", next.first}, {"callback", next.second}, {"error", s.ToString()}});
+      log::Error(
+          "freshbooks: webhook handshake could not be verified; run `mlc register-webhooks` "
+          "to ask FreshBooks for a new one",
+          {{"connection", next.first}, {"callback", next.second}, {"error", s.ToString()}});
     }
   }
 }

@@ -69,9 +69,9 @@ void Fetch(Group& g, absl::Time now, const std::string& delivery_id) {
   g.http_status = r->http_status;
   const nlohmann::json* object = SingleObject(r->body, g.entity->single_key);
   if (object == nullptr) {
-    g.status = absl::InvalidArgumentError(absl::StrCat(
-        "FreshBooks answered GET ", g.entity->name, " ", g.object_id, " without a \"",
-        g.entity->single_key, "\" object"));
+    g.status = absl::InvalidArgumentError(absl::StrCat("FreshBooks answered GET ", g.entity->name,
+                                                       " ", g.object_id, " without a \"",
+                                                       g.entity->single_key, "\" object"));
     return;
   }
   absl::StatusOr<std::vector<MappedRow>> rows = MapObject(*g.entity, *object, ctx);
@@ -107,9 +107,11 @@ std::vector<Hydrated> FreshBooksHydrator::Hydrate(const std::vector<Delivery>& b
     if (!identity.has_value() || reauth.has_value()) {
       out[i].status = absl::UnauthenticatedError(
           reauth.has_value()
-              ? absl::StrCat("connection \"", d.connection_id,
-                             "\" needs re-authorization (", *reauth, "); run `mlc authorize "
-                             "--connection ", d.connection_id, "` - events wait until then")
+              ? absl::StrCat("connection \"", d.connection_id, "\" needs re-authorization (",
+                             *reauth,
+                             "); run `mlc authorize "
+                             "--connection ",
+                             d.connection_id, "` - events wait until then")
               : absl::StrCat("connection \"", d.connection_id,
                              "\" is not authorized yet; run `mlc authorize --connection ",
                              d.connection_id, "` - events wait until then"));
@@ -117,9 +119,9 @@ std::vector<Hydrated> FreshBooksHydrator::Hydrate(const std::vector<Delivery>& b
       continue;
     }
     if (d.account_id != identity->account_id) {
-      out[i].status = absl::FailedPreconditionError(absl::StrCat(
-          "the event is for FreshBooks account ", d.account_id, " but connection \"",
-          d.connection_id, "\" is authorized for account ", identity->account_id));
+      out[i].status = absl::FailedPreconditionError(
+          absl::StrCat("the event is for FreshBooks account ", d.account_id, " but connection \"",
+                       d.connection_id, "\" is authorized for account ", identity->account_id));
       continue;
     }
     Group& g = groups[{d.connection_id, entity->name, d.object_id}];
@@ -135,6 +137,7 @@ std::vector<Hydrated> FreshBooksHydrator::Hydrate(const std::vector<Delivery>& b
   if (groups.empty()) return out;
 
   std::vector<Group*> work;
+  work.reserve(groups.size());
   for (auto& [key, g] : groups) work.push_back(&g);
   std::atomic<size_t> next{0};
   auto worker = [&] {

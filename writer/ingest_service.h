@@ -50,7 +50,8 @@ class IngestService final : public mlconnector::v1::Ingest::CallbackService {
       grpc::CallbackServerContext* ctx, const mlconnector::v1::ListSigningKeysRequest* request,
       mlconnector::v1::ListSigningKeysResponse* response) override;
   grpc::ServerUnaryReactor* CompleteAuthorization(
-      grpc::CallbackServerContext* ctx, const mlconnector::v1::CompleteAuthorizationRequest* request,
+      grpc::CallbackServerContext* ctx,
+      const mlconnector::v1::CompleteAuthorizationRequest* request,
       mlconnector::v1::CompleteAuthorizationResponse* response) override;
 
  private:

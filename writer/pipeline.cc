@@ -285,7 +285,8 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
         journal_->MarkRetrySync(retries, std::string(status.message()), std::move(retry_attempts));
     if (!s.ok()) log::Error("pipeline: cannot record retry", {{"error", s.ToString()}});
     if (metrics_.deliveries != nullptr) {
-      metrics_.deliveries->With({waiting ? "wait" : "retry"})->Inc(static_cast<double>(retries.size()));
+      metrics_.deliveries->With({waiting ? "wait" : "retry"})
+          ->Inc(static_cast<double>(retries.size()));
     }
   }
   if (!dead.empty()) {

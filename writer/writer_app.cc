@@ -15,12 +15,12 @@
 #include "writer/admin_service.h"
 #include "writer/credential_store.h"
 #include "writer/databricks_sink.h"
+#include "writer/databricks_statements.h"
+#include "writer/databricks_token.h"
 #include "writer/freshbooks_connections.h"
 #include "writer/freshbooks_entities.h"
 #include "writer/freshbooks_hydrator.h"
 #include "writer/freshbooks_sync.h"
-#include "writer/databricks_statements.h"
-#include "writer/databricks_token.h"
 #include "writer/hydrator.h"
 #include "writer/ingest_service.h"
 #include "writer/journal.h"
@@ -160,12 +160,12 @@ absl::Status WriterApp::Start() {
         "(scripts/run-local creates one under ./var)");
   }
   MLC_ASSIGN_OR_RETURN(std::string master_key, DecodeMasterKey(wc.master_key));
-  MLC_ASSIGN_OR_RETURN(store_,
-                       CredentialStore::Open(wc.data_dir + "/credentials.db", std::move(master_key)));
+  MLC_ASSIGN_OR_RETURN(
+      store_, CredentialStore::Open(wc.data_dir + "/credentials.db", std::move(master_key)));
   http_client_ = std::make_unique<HttplibClient>();
   keys_ = std::make_unique<SigningKeys>(config_.connections);
-  freshbooks_ = std::make_unique<FreshBooksConnections>(config_.connections, http_client_.get(),
-                                                        store_.get(), keys_.get(), clock, &registry_);
+  freshbooks_ = std::make_unique<FreshBooksConnections>(
+      config_.connections, http_client_.get(), store_.get(), keys_.get(), clock, &registry_);
   MLC_RETURN_IF_ERROR(freshbooks_->Start());
 
   sink_ready_ = registry_.AddGauge(

@@ -1,8 +1,8 @@
 // WriterApp wires the writer together from config: journal, encrypted credential
 // store, FreshBooks connections (OAuth, webhooks), sink, hydrator, pipeline,
 // reconcile scheduler, the gRPC server (Ingest, Admin, grpc.health.v1,
-// reflection) and the HTTP metrics endpoint. main() owns one; integration tests can run one in-process.
-// Start/Shutdown are called from one thread.
+// reflection) and the HTTP metrics endpoint. main() owns one; integration tests can run one
+// in-process. Start/Shutdown are called from one thread.
 #pragma once
 
 #include <map>

@@ -83,17 +83,17 @@ TEST(FreshBooksFlowTest, AuthorizeRegisterAndAnInvoiceLandsTyped) {
                                      id)),
             std::to_string(invoice["lines"].size()));
   // freshbooks_events.data holds the object as fetched.
-  const std::string data = w.Lakehouse(absl::StrCat(
-      "SELECT data FROM freshbooks_events WHERE object_id = '", id, "' AND event_type = "
-      "'invoice.create'"));
+  const std::string data =
+      w.Lakehouse(absl::StrCat("SELECT data FROM freshbooks_events WHERE object_id = '", id,
+                               "' AND event_type = "
+                               "'invoice.create'"));
   ASSERT_FALSE(data.empty());
   EXPECT_EQ(nlohmann::json::parse(data)["id"], invoice["id"]);
   // The audit trail shows the fetch.
-  const std::string event = absl::StrCat(" FROM deliveries WHERE kind = 'event' AND object_id = '",
-                                         id, "'");
-  ASSERT_TRUE(WaitFor([&] {
-    return w.services().Query("journal.db", "SELECT status" + event) == "written";
-  }));
+  const std::string event =
+      absl::StrCat(" FROM deliveries WHERE kind = 'event' AND object_id = '", id, "'");
+  ASSERT_TRUE(WaitFor(
+      [&] { return w.services().Query("journal.db", "SELECT status" + event) == "written"; }));
   const std::string delivery_id = w.services().Query("journal.db", "SELECT delivery_id" + event);
   EXPECT_EQ(w.services().Query("journal.db",
                                absl::StrCat("SELECT group_concat(stage || ':' || outcome, ',') "
@@ -162,8 +162,7 @@ TEST(FreshBooksFlowTest, DroppedWebhooksAreHealedByReconcile) {
     payments.push_back(IdOf(w.fb().Create("payment", NewSample("payment", rng))));
   }
   // Bill payments have no webhooks at all.
-  const int64_t bill_payment =
-      IdOf(w.fb().Create("bill_payment", NewSample("bill_payment", rng)));
+  const int64_t bill_payment = IdOf(w.fb().Create("bill_payment", NewSample("bill_payment", rng)));
   ASSERT_TRUE(w.fb().WaitIdle(absl::Seconds(10)));
   EXPECT_EQ(w.Lakehouse("SELECT COUNT(*) FROM freshbooks_invoices"), "0");
 
@@ -190,8 +189,7 @@ TEST(FreshBooksFlowTest, ReorderedAndDuplicatedEventsNeverRollARowBack) {
   w.fb().SetWebhookReorderWindow(absl::Milliseconds(300));
   w.fb().SetWebhookDuplicateProbability(0.5);
   std::mt19937_64 rng(9);
-  const int64_t id =
-      IdOf(w.fb().Create("invoice", NewSample("invoice", rng)));
+  const int64_t id = IdOf(w.fb().Create("invoice", NewSample("invoice", rng)));
   for (int i = 0; i < 12; ++i) {
     // FreshBooks timestamps have second granularity: space the edits out.
     absl::SleepFor(absl::Milliseconds(1100));
@@ -203,8 +201,8 @@ TEST(FreshBooksFlowTest, ReorderedAndDuplicatedEventsNeverRollARowBack) {
   ASSERT_TRUE(w.fb().WaitIdle(absl::Seconds(20)));
   const nlohmann::json latest = *w.fb().Get("invoice", id);
   const std::string where = absl::StrCat(" FROM freshbooks_invoices WHERE id = ", id);
-  EXPECT_TRUE(w.WaitLakehouse("SELECT amount" + where,
-                              latest["amount"]["amount"].get<std::string>()))
+  EXPECT_TRUE(
+      w.WaitLakehouse("SELECT amount" + where, latest["amount"]["amount"].get<std::string>()))
       << w.services().WriterLog();
   // It stays there: nothing older overwrites it later.
   absl::SleepFor(absl::Seconds(1));
@@ -224,8 +222,8 @@ TEST(FreshBooksFlowTest, RotatedRefreshTokenSurvivesAWriterKillAtTheWorstMoment)
   w.fb().SetLatency(absl::Seconds(5));
   const int refreshes = w.fb().TokenRefreshes();
   nlohmann::json a = w.fb().Create("client", NewSample("client", rng));
-  ASSERT_TRUE(WaitFor([&] { return w.fb().TokenRefreshes() > refreshes; },
-                      std::chrono::seconds(20)))
+  ASSERT_TRUE(
+      WaitFor([&] { return w.fb().TokenRefreshes() > refreshes; }, std::chrono::seconds(20)))
       << w.services().WriterLog();
   absl::SleepFor(absl::Milliseconds(300));  // inside the slow API call
   w.services().KillWriter(SIGKILL);
@@ -234,16 +232,14 @@ TEST(FreshBooksFlowTest, RotatedRefreshTokenSurvivesAWriterKillAtTheWorstMoment)
 
   w.services().StartWriter();
   ASSERT_TRUE(w.services().WaitReady()) << w.services().WriterLog();
-  EXPECT_TRUE(w.WaitLakehouse(absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ",
-                                           IdOf(a)),
-                              "1"))
+  EXPECT_TRUE(w.WaitLakehouse(
+      absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ", IdOf(a)), "1"))
       << w.services().WriterLog();
   // And the next refresh uses the rotated token (the old one is dead by now).
   w.fb().ExpireAllAccessTokens();
   nlohmann::json b = w.fb().Create("client", NewSample("client", rng));
-  EXPECT_TRUE(w.WaitLakehouse(absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ",
-                                           IdOf(b)),
-                              "1"))
+  EXPECT_TRUE(w.WaitLakehouse(
+      absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ", IdOf(b)), "1"))
       << w.services().WriterLog();
   int status = 0;
   const std::string ready = w.services().HttpGet(w.services().metrics_port(), "/readyz", &status);
@@ -268,8 +264,7 @@ TEST(FreshBooksFlowTest, ALostAuthorizationMakesEventsWaitNotDie) {
   EXPECT_TRUE(Contains(w.services().HttpGet(w.services().metrics_port(), "/metrics"),
                        "mlc_freshbooks_needs_reauthorization{connection=\"acme\"} 1"));
   EXPECT_TRUE(Contains(w.services().WriterLog(), "mlc authorize --connection acme"));
-  EXPECT_EQ(w.services().Query("journal.db",
-                               "SELECT COUNT(*) FROM deliveries WHERE status='dead'"),
+  EXPECT_EQ(w.services().Query("journal.db", "SELECT COUNT(*) FROM deliveries WHERE status='dead'"),
             "0");
   EXPECT_EQ(w.services().Query("journal.db",
                                absl::StrCat("SELECT status FROM deliveries WHERE kind = 'event' "
@@ -278,9 +273,9 @@ TEST(FreshBooksFlowTest, ALostAuthorizationMakesEventsWaitNotDie) {
             "pending");
   // A human re-authorizes; the waiting event lands.
   ASSERT_EQ(w.Authorize(), 200);
-  EXPECT_TRUE(w.WaitLakehouse(absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ",
-                                           IdOf(c)),
-                              "1", std::chrono::seconds(60)))
+  EXPECT_TRUE(
+      w.WaitLakehouse(absl::StrCat("SELECT COUNT(*) FROM freshbooks_clients WHERE id = ", IdOf(c)),
+                      "1", std::chrono::seconds(60)))
       << w.services().WriterLog();
 }
 

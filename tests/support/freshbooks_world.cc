@@ -49,9 +49,8 @@ FreshBooksWorld::~FreshBooksWorld() {
 
 int FreshBooksWorld::Authorize(std::string* page) {
   std::string out;
-  const int rc = services_->RunCli({"--json", "authorize", "--connection",
-                                    services_->options().connection_id},
-                                   &out);
+  const int rc = services_->RunCli(
+      {"--json", "authorize", "--connection", services_->options().connection_id}, &out);
   if (rc != 0) throw std::runtime_error("mlc authorize failed: " + out);
   const size_t open = out.find('{');
   const size_t close = out.rfind('}');

@@ -17,7 +17,7 @@ namespace mlc::testing {
 nlohmann::json NewSample(const std::string& entity, std::mt19937_64& rng);
 
 struct FreshBooksWorldOptions {
-  ServicesOptions services;  // freshbooks_url is filled in
+  ServicesOptions services;            // freshbooks_url is filled in
   FakeFreshBooks::Options freshbooks;  // listen, client id/secret, redirect_uri filled in
 };
 

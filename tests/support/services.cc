@@ -53,8 +53,7 @@ void Services::WriteConfig() {
       "  retry: { initial_ms: 50, max_ms: 2000, max_age_hours: 72 }\n"
       "connections:\n"
       "  - id: \"",
-      options_.connection_id, "\"\n",
-      "    freshbooks:\n");
+      options_.connection_id, "\"\n", "    freshbooks:\n");
   std::string full = yaml;
   if (!options_.verifier.empty()) {
     absl::StrAppend(&full, "      verifiers: [\"${MLC_TEST_VERIFIER}\"]\n");
@@ -64,8 +63,8 @@ void Services::WriteConfig() {
                     "      client_secret: \"${FB_CLIENT_SECRET}\"\n", "      redirect_uri: \"",
                     redirect_uri(), "\"\n", "      webhook_url: \"", webhook_url(), "\"\n",
                     "      api_url: \"", options_.freshbooks_url, "\"\n", "      auth_url: \"",
-                    options_.freshbooks_url, "\"\n", "      sync_interval_minutes: ",
-                    options_.sync_interval_minutes, "\n");
+                    options_.freshbooks_url, "\"\n",
+                    "      sync_interval_minutes: ", options_.sync_interval_minutes, "\n");
     if (options_.freshbooks_requests_per_second > 0) {
       absl::StrAppend(&full, "      requests_per_second: ", options_.freshbooks_requests_per_second,
                       "\n");
@@ -248,7 +247,7 @@ std::string Services::Query(const std::string& db, const std::string& sql) const
 }
 
 std::vector<std::vector<std::string>> Services::QueryRows(const std::string& db,
-                                                         const std::string& sql) const {
+                                                          const std::string& sql) const {
   return RunQuery(data_dir_ + "/" + db, sql);
 }
 

@@ -39,7 +39,7 @@ struct ServicesOptions {
   std::string freshbooks_url;
   std::string freshbooks_client_id = "fake-fb-client";
   std::string freshbooks_client_secret = "fake-fb-secret";
-  std::string freshbooks_account_id;  // empty: discovered at authorization
+  std::string freshbooks_account_id;           // empty: discovered at authorization
   std::vector<std::string> freshbooks_events;  // empty: all
   int sync_interval_minutes = 360;
   int freshbooks_requests_per_second = 0;  // 0: the default

@@ -8,8 +8,8 @@
 
 #include <thread>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/http_server_util.h"
 #include "common/webhook_signature.h"
@@ -29,28 +29,31 @@ const char kRedirect[] = "http://127.0.0.1:9/oauth/freshbooks/callback";
 class HandshakeReceiver {
  public:
   explicit HandshakeReceiver(SigningKeys* keys) : keys_(keys) {
-    server_.Post("/webhooks/freshbooks/acme", [this](const httplib::Request& req,
-                                                      httplib::Response& res) {
-      auto fields = ParseWebhookForm(req.body);
-      if (!fields.ok()) {
-        res.status = 400;
-        return;
-      }
-      std::string verifier, object_id;
-      for (const auto& [k, v] : *fields) {
-        if (k == "verifier") verifier = v;
-        if (k == "object_id") object_id = v;
-      }
-      ++received_;
-      if (!verifier.empty() && !ignore_) keys_->RecordHandshake("acme", object_id, verifier);
-      res.status = 200;
-    });
+    server_.Post("/webhooks/freshbooks/acme",
+                 [this](const httplib::Request& req, httplib::Response& res) {
+                   auto fields = ParseWebhookForm(req.body);
+                   if (!fields.ok()) {
+                     res.status = 400;
+                     return;
+                   }
+                   std::string verifier, object_id;
+                   for (const auto& [k, v] : *fields) {
+                     if (k == "verifier") verifier = v;
+                     if (k == "object_id") object_id = v;
+                   }
+                   ++received_;
+                   if (!verifier.empty() && !ignore_)
+                     keys_->RecordHandshake("acme", object_id, verifier);
+                   res.status = 200;
+                 });
     server_.set_keep_alive_max_count(1);  // no idle keep-alive to wait out at Stop
     auto port = StartHttpServer(&server_, "test", "127.0.0.1:0", &thread_);
     port_ = port.ok() ? *port : 0;
   }
   ~HandshakeReceiver() { StopHttpServer(&server_, &thread_); }
-  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_, "/webhooks/freshbooks/acme"); }
+  std::string url() const {
+    return absl::StrCat("http://127.0.0.1:", port_, "/webhooks/freshbooks/acme");
+  }
   std::atomic<bool> ignore_{false};
   std::atomic<int> received_{0};
 
@@ -91,9 +94,8 @@ class FreshBooksConnectionsTest : public ::testing::Test {
   void Make(const ConnectionConfig& c) {
     conns_.reset();
     keys_ = std::make_unique<SigningKeys>(std::vector<ConnectionConfig>{c});
-    conns_ = std::make_unique<FreshBooksConnections>(std::vector<ConnectionConfig>{c}, &http_,
-                                                     store_.get(), keys_.get(), &clock_,
-                                                     &registry_);
+    conns_ = std::make_unique<FreshBooksConnections>(
+        std::vector<ConnectionConfig>{c}, &http_, store_.get(), keys_.get(), &clock_, &registry_);
     ASSERT_TRUE(conns_->Start().ok());
   }
 
@@ -186,8 +188,8 @@ TEST_F(FreshBooksConnectionsTest, WebhooksAreRegisteredAndVerifiedKeysServeIngre
   conns_ = std::make_unique<FreshBooksConnections>(std::vector<ConnectionConfig>{c}, &http_,
                                                    store_.get(), keys_.get(), &clock_, &registry_);
   ASSERT_TRUE(conns_->Start().ok());
-  ASSERT_TRUE(conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "")
-                  .ok());
+  ASSERT_TRUE(
+      conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "").ok());
 
   auto r = conns_->RegisterWebhooks("acme", absl::Seconds(10));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -228,8 +230,8 @@ TEST_F(FreshBooksConnectionsTest, ALostHandshakeIsRequestedAgain) {
   conns_ = std::make_unique<FreshBooksConnections>(std::vector<ConnectionConfig>{c}, &http_,
                                                    store_.get(), keys_.get(), &clock_, &registry_);
   ASSERT_TRUE(conns_->Start().ok());
-  ASSERT_TRUE(conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "")
-                  .ok());
+  ASSERT_TRUE(
+      conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "").ok());
   auto r = conns_->RegisterWebhooks("acme", absl::Milliseconds(500));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->at(0).status, "created");

@@ -99,7 +99,8 @@ TEST_F(FreshBooksHydratorTest, SeveralEventsForOneObjectCostOneFetch) {
   const int64_t invoice = Create("invoice");
   const int64_t client = Create("client");
   std::vector<Delivery> batch = {Event("invoice.create", invoice), Event("invoice.update", invoice),
-                                 Event("client.update", client), Event("invoice.sendByEmail", invoice)};
+                                 Event("client.update", client),
+                                 Event("invoice.sendByEmail", invoice)};
   std::vector<Hydrated> h = hydrator_->Hydrate(batch);
   ASSERT_EQ(h.size(), 4u);
   EXPECT_EQ(fb_->Requests("GET invoice"), 1);
@@ -157,8 +158,8 @@ TEST_F(FreshBooksHydratorTest, EventsWaitUntilTheConnectionIsAuthorized) {
 
 TEST_F(FreshBooksHydratorTest, ConnectionsWithoutOAuthAndUnknownObjectsAreNotFetched) {
   Authorize();
-  std::vector<Hydrated> h = hydrator_->Hydrate(
-      {Event("invoice.create", 1, "static"), Event("recurring.create", 5)});
+  std::vector<Hydrated> h =
+      hydrator_->Hydrate({Event("invoice.create", 1, "static"), Event("recurring.create", 5)});
   for (const Hydrated& x : h) {
     EXPECT_TRUE(x.status.ok()) << x.status;
     EXPECT_FALSE(x.data.has_value());
