@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "tests/fakes/freshbooks_samples.h"
+#include "tests/support/databricks_world.h"
 #include "tests/support/freshbooks_world.h"
 #include "writer/freshbooks_entities.h"
 
@@ -290,6 +291,43 @@ TEST(FreshBooksFlowTest, AnotherBusinessIsRefused) {
   std::string out;
   ASSERT_EQ(w.services().RunCli({"connections"}, &out), 0) << out;
   EXPECT_FALSE(Contains(out, "6BApk")) << out;
+}
+
+TEST(FreshBooksFlowTest, TheSameTypedTablesLandInDatabricks) {
+  DatabricksWorld dbx;
+  FreshBooksWorldOptions o;
+  o.services.sink = "databricks";
+  o.services.databricks_host = dbx.url();
+  o.services.max_delay_ms = 50;
+  FreshBooksWorld w(o);
+  w.StartAuthorized();
+  std::mt19937_64 rng(21);
+  nlohmann::json invoice = w.fb().Create("invoice", NewSample("invoice", rng));
+  const int64_t id = IdOf(invoice);
+  const std::string table = "finance.freshbooks.freshbooks_invoices";
+  const std::string where = absl::StrCat(" FROM ", table, " WHERE id = ", id);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return dbx.engine().TableInfo(table).has_value() &&
+               dbx.Column("SELECT COUNT(*)" + where) == std::vector<std::string>{"1"};
+      },
+      std::chrono::seconds(30)))
+      << w.services().WriterLog();
+  // Money is DECIMAL in the Delta table, with its currency beside it.
+  EXPECT_EQ(dbx.Column("SELECT amount" + where),
+            std::vector<std::string>{invoice["amount"]["amount"].get<std::string>()});
+  EXPECT_EQ(dbx.Column("SELECT amount_currency" + where), std::vector<std::string>{"USD"});
+  std::optional<FakeTableInfo> info = dbx.engine().TableInfo(table);
+  ASSERT_TRUE(info.has_value());
+  std::string amount_type;
+  for (const auto& c : info->columns) {
+    if (c.name == "amount") amount_type = c.type_text;
+  }
+  EXPECT_EQ(amount_type, "decimal(18,2)");
+  // Every entity table was provisioned by the startup check.
+  for (const writer::TableSpec* t : writer::AllEntityTables()) {
+    EXPECT_TRUE(dbx.engine().TableInfo("finance.freshbooks." + t->name).has_value()) << t->name;
+  }
 }
 
 }  // namespace
