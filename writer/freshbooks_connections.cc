@@ -11,6 +11,7 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/webhook_signature.h"
+#include "writer/freshbooks_entities.h"
 #include "writer/sink.h"
 
 namespace mlc::writer {
@@ -41,12 +42,6 @@ std::string JsonText(const nlohmann::json* v) {
   if (v == nullptr || v->is_null()) return "";
   if (v->is_string()) return v->get<std::string>();
   return v->dump();
-}
-
-const nlohmann::json* Child(const nlohmann::json& j, const char* key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
 }
 
 // The full event names a connection's `events` config means ("invoice" covers
@@ -275,19 +270,17 @@ absl::StatusOr<AuthorizationResult> FreshBooksConnections::CompleteAuthorization
                         absl::StrCat("reading the FreshBooks identity (/users/me) failed: ",
                                      me.status().message()));
   }
-  const nlohmann::json* response = Child(me->body, "response");
-  const nlohmann::json* memberships =
-      response == nullptr ? nullptr : Child(*response, "business_memberships");
+  const nlohmann::json* memberships = JsonAt(me->body, "response.business_memberships");
   std::vector<FreshBooksIdentity> found;
   if (memberships != nullptr && memberships->is_array()) {
     for (const nlohmann::json& m : *memberships) {
-      const nlohmann::json* b = Child(m, "business");
+      const nlohmann::json* b = JsonAt(m, "business");
       if (b == nullptr) continue;
       FreshBooksIdentity id;
-      id.account_id = JsonText(Child(*b, "account_id"));
-      id.business_id = JsonText(Child(*b, "id"));
-      id.business_uuid = JsonText(Child(*b, "business_uuid"));
-      id.business_name = JsonText(Child(*b, "name"));
+      id.account_id = JsonText(JsonAt(*b, "account_id"));
+      id.business_id = JsonText(JsonAt(*b, "id"));
+      id.business_uuid = JsonText(JsonAt(*b, "business_uuid"));
+      id.business_name = JsonText(JsonAt(*b, "name"));
       if (!id.account_id.empty()) found.push_back(std::move(id));
     }
   }
@@ -364,18 +357,16 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
     MLC_ASSIGN_OR_RETURN(
         FreshBooksResponse r,
         c->client->Call("GET", absl::StrCat(base, "?page=", page, "&per_page=100")));
-    const nlohmann::json* resp = Child(r.body, "response");
-    const nlohmann::json* result = resp == nullptr ? nullptr : Child(*resp, "result");
-    const nlohmann::json* list = result == nullptr ? nullptr : Child(*result, "callbacks");
+    const nlohmann::json* list = JsonAt(r.body, "response.result.callbacks");
     if (list == nullptr || !list->is_array() || list->empty()) break;
     for (const nlohmann::json& cb : *list) {
-      if (JsonText(Child(cb, "uri")) != uri) continue;
-      const nlohmann::json* v = Child(cb, "verified");
-      existing[JsonText(Child(cb, "event"))] = Existing{
-          JsonText(Child(cb, "callbackid")), v != nullptr && v->is_boolean() && v->get<bool>()};
+      if (JsonText(JsonAt(cb, "uri")) != uri) continue;
+      const nlohmann::json* v = JsonAt(cb, "verified");
+      existing[JsonText(JsonAt(cb, "event"))] = Existing{
+          JsonText(JsonAt(cb, "callbackid")), v != nullptr && v->is_boolean() && v->get<bool>()};
     }
     int64_t pages = 1;
-    const nlohmann::json* pg = Child(*result, "pages");
+    const nlohmann::json* pg = JsonAt(r.body, "response.result.pages");
     if (pg != nullptr && pg->is_number_integer()) pages = pg->get<int64_t>();
     if (page >= pages) break;
   }
@@ -405,10 +396,7 @@ absl::StatusOr<std::vector<CallbackStatus>> FreshBooksConnections::RegisterWebho
     if (it == existing.end()) {
       nlohmann::json body = {{"callback", {{"event", event}, {"uri", uri}}}};
       MLC_ASSIGN_OR_RETURN(FreshBooksResponse r, c->client->Call("POST", base, body));
-      const nlohmann::json* resp = Child(r.body, "response");
-      const nlohmann::json* result = resp == nullptr ? nullptr : Child(*resp, "result");
-      const nlohmann::json* cb = result == nullptr ? nullptr : Child(*result, "callback");
-      st.callback_id = cb == nullptr ? "" : JsonText(Child(*cb, "callbackid"));
+      st.callback_id = JsonText(JsonAt(r.body, "response.result.callback.callbackid"));
       if (st.callback_id.empty()) {
         return absl::UnavailableError(
             "FreshBooks answered the callback registration without a callbackid");

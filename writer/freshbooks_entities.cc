@@ -69,9 +69,9 @@ const Json* Member(const Json& obj, const std::string& key) {
   return &it.value();
 }
 
-// Follows a dotted path ("owner.email", "outstanding_balance.0"); nullptr when
-// any step is missing.
-const Json* Resolve(const Json& object, const std::string& path) {
+}  // namespace
+
+const Json* JsonAt(const Json& object, const std::string& path) {
   const Json* cur = &object;
   size_t start = 0;
   while (true) {
@@ -95,6 +95,8 @@ const Json* Resolve(const Json& object, const std::string& path) {
     start = dot + 1;
   }
 }
+
+namespace {
 
 // ---------------------------------------------------------------------------
 // Decimals: exact string arithmetic, never floating point.
@@ -1032,7 +1034,7 @@ absl::Status FieldError(const EntitySpec& e, const std::string& id, const std::s
 
 absl::StatusOr<std::string> IdOf(const EntitySpec& e, const Json& object,
                                  const std::string& where) {
-  const Json* v = Resolve(object, e.id_path);
+  const Json* v = JsonAt(object, e.id_path);
   if (v == nullptr || v->is_null()) {
     return absl::InvalidArgumentError(
         absl::StrCat("FreshBooks ", e.name, where, ": object has no id (field ", e.id_path, ")"));
@@ -1053,7 +1055,7 @@ absl::Status AppendFields(const EntitySpec& e, const Json& object, const std::st
                           Row* row) {
   for (const FieldMapping& f : e.fields) {
     absl::StatusOr<OptText> value =
-        ConvertValue(Resolve(object, f.json_path), f.conversion, f.column);
+        ConvertValue(JsonAt(object, f.json_path), f.conversion, f.column);
     if (!value.ok()) return FieldError(e, id, f.json_path, f.column.name, value.status());
     row->push_back(*std::move(value));
   }
@@ -1081,7 +1083,7 @@ absl::StatusOr<std::vector<MappedRow>> MapChildren(const EntitySpec& parent,
                                                    const Common& common, const MapContext& ctx) {
   std::vector<MappedRow> out;
   const EntitySpec& child = *parent.child;
-  const Json* items = Resolve(object, parent.child_array_path);
+  const Json* items = JsonAt(object, parent.child_array_path);
   if (items == nullptr || items->is_null()) return out;
   if (!items->is_array()) {
     return FieldError(parent, parent_id, parent.child_array_path, child.table,
@@ -1245,14 +1247,14 @@ absl::StatusOr<std::vector<MappedRow>> MapObject(const EntitySpec& entity,
   Common common;
   const ColumnSpec vis_column{"vis_state", SqlType::kBigint, 0, 0, ""};
   absl::StatusOr<OptText> vis =
-      ConvertValue(Resolve(object, "vis_state"), Conversion::kBigint, vis_column);
+      ConvertValue(JsonAt(object, "vis_state"), Conversion::kBigint, vis_column);
   if (!vis.ok()) return FieldError(entity, id, "vis_state", "vis_state", vis.status());
   common.vis_state = *vis;
   common.is_deleted = common.vis_state.has_value() && *common.vis_state == "1";
   common.updated_at = FormatTimestamp(ctx.synced_at);
   if (!entity.updated_path.empty()) {
     const ColumnSpec updated_column{"updated_at", SqlType::kTimestamp, 0, 0, ""};
-    absl::StatusOr<OptText> updated = ConvertValue(Resolve(object, entity.updated_path),
+    absl::StatusOr<OptText> updated = ConvertValue(JsonAt(object, entity.updated_path),
                                                    entity.updated_conversion, updated_column);
     if (!updated.ok()) {
       return FieldError(entity, id, entity.updated_path, "updated_at", updated.status());

@@ -207,6 +207,11 @@ absl::StatusOr<std::vector<MappedRow>> MapObject(const EntitySpec& entity,
 std::vector<MappedRow> TombstoneRow(const EntitySpec& entity, const std::string& id,
                                     const MapContext& ctx);
 
+// Follows a dotted path ("owner.email", "response.result.invoice"; a numeric
+// segment indexes an array) into `object`; nullptr when any step is missing.
+// Never throws.
+const nlohmann::json* JsonAt(const nlohmann::json& object, const std::string& path);
+
 // Converts one JSON value (nullptr or missing -> nullopt). Exposed for tests.
 // InvalidArgument names the value (truncated) and what was expected, not the
 // entity (MapObject adds that).

@@ -13,21 +13,12 @@
 namespace mlc::writer {
 namespace {
 
-const nlohmann::json* Child(const nlohmann::json& j, const std::string& key) {
-  if (!j.is_object()) return nullptr;
-  auto it = j.find(key);
-  return it == j.end() ? nullptr : &*it;
-}
-
 // The object in a single-object answer: {"response":{"result":{"invoice":{}}}}
 // for accounting resources; other namespaces put it at the top level.
 const nlohmann::json* SingleObject(const nlohmann::json& body, const std::string& key) {
-  const nlohmann::json* response = Child(body, "response");
-  const nlohmann::json* result = response == nullptr ? nullptr : Child(*response, "result");
-  if (result != nullptr) {
-    if (const nlohmann::json* o = Child(*result, key); o != nullptr && o->is_object()) return o;
+  for (const std::string& path : {"response.result." + key, key}) {
+    if (const nlohmann::json* o = JsonAt(body, path); o != nullptr && o->is_object()) return o;
   }
-  if (const nlohmann::json* o = Child(body, key); o != nullptr && o->is_object()) return o;
   return nullptr;
 }
 
@@ -96,14 +87,26 @@ std::vector<Hydrated> FreshBooksHydrator::Hydrate(const std::vector<Delivery>& b
   std::vector<Hydrated> out(batch.size());
   const absl::Time now = clock_->Now();
   std::map<std::tuple<std::string, std::string, std::string>, Group> groups;
+  struct ConnectionState {
+    std::optional<FreshBooksIdentity> identity;
+    std::optional<std::string> reauth;
+  };
+  std::map<std::string, ConnectionState> states;
   for (size_t i = 0; i < batch.size(); ++i) {
     const Delivery& d = batch[i];
     if (d.kind != "event" || !connections_->OAuthConfigured(d.connection_id)) continue;
     const EntitySpec* entity = EntityForEventObject(d.object_type);
     if (entity == nullptr) continue;  // no table for it: data NULL
     FreshBooksClient* client = connections_->Client(d.connection_id);
-    std::optional<FreshBooksIdentity> identity = connections_->Identity(d.connection_id);
-    std::optional<std::string> reauth = client->NeedsReauthorization();
+    // Both read the credential store: once per connection and batch, not per event.
+    auto [state_it, fresh] = states.try_emplace(d.connection_id);
+    ConnectionState& state = state_it->second;
+    if (fresh) {
+      state.identity = connections_->Identity(d.connection_id);
+      state.reauth = client->NeedsReauthorization();
+    }
+    const std::optional<FreshBooksIdentity>& identity = state.identity;
+    const std::optional<std::string>& reauth = state.reauth;
     if (!identity.has_value() || reauth.has_value()) {
       out[i].status = absl::UnauthenticatedError(
           reauth.has_value()

@@ -11,7 +11,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_split.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "writer/freshbooks_entities.h"
@@ -63,14 +62,6 @@ std::optional<int64_t> PagingNumber(const json& holder, const char* key) {
   return std::nullopt;
 }
 
-// The child `key` of `holder` if it is an object, else nullptr.
-const json* Child(const json& holder, const std::string& key) {
-  if (!holder.is_object()) return nullptr;
-  auto it = holder.find(key);
-  if (it == holder.end()) return nullptr;
-  return &*it;
-}
-
 // One page of a list answer.
 struct ListPage {
   std::vector<const json*> items;
@@ -84,15 +75,12 @@ struct ListPage {
 // "page","pages",...}}}, the projects/time tracking {"<key>":[...],"meta":{...}}
 // and the ledger's {"data":[...]}; all are accepted.
 absl::StatusOr<ListPage> ParseListPage(const json& body, const std::string& list_key) {
-  const json* result = nullptr;
-  if (const json* response = Child(body, "response"); response != nullptr) {
-    result = Child(*response, "result");
-  }
+  const json* result = JsonAt(body, "response.result");
   const json* list = nullptr;
   for (const json* holder : {result, &body}) {
     if (holder == nullptr || list != nullptr) continue;
-    if (!list_key.empty()) list = Child(*holder, list_key);
-    if (list == nullptr) list = Child(*holder, "data");
+    if (!list_key.empty()) list = JsonAt(*holder, list_key);
+    if (list == nullptr) list = JsonAt(*holder, "data");
   }
   ListPage page;
   if (list == nullptr) {
@@ -110,8 +98,8 @@ absl::StatusOr<ListPage> ParseListPage(const json& body, const std::string& list
         absl::StrCat("the list answer's \"", list_key, "\" is not an array"));
   }
 
-  std::vector<const json*> paging_holders = {result, Child(body, "meta"), &body};
-  if (result != nullptr) paging_holders.push_back(Child(*result, "meta"));
+  std::vector<const json*> paging_holders = {result, JsonAt(body, "meta"), &body};
+  if (result != nullptr) paging_holders.push_back(JsonAt(*result, "meta"));
   for (const json* holder : paging_holders) {
     if (holder == nullptr) continue;
     if (std::optional<int64_t> pages = PagingNumber(*holder, "pages"); pages.has_value()) {
@@ -130,11 +118,8 @@ absl::StatusOr<ListPage> ParseListPage(const json& body, const std::string& list
 
 // The object's id (for logs) from the entity's id path, "" if none.
 std::string ObjectId(const EntitySpec& entity, const json& object) {
-  const json* v = &object;
-  for (absl::string_view part : absl::StrSplit(entity.id_path, '.')) {
-    v = Child(*v, std::string(part));
-    if (v == nullptr) return "";
-  }
+  const json* v = JsonAt(object, entity.id_path);
+  if (v == nullptr) return "";
   if (const auto* s = v->get_ptr<const std::string*>(); s != nullptr) return *s;
   if (v->is_number()) return v->dump();
   return "";

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,13 @@ bool WaitFor(const std::function<bool()>& cond,
 
 void WriteFile(const std::string& path, const std::string& contents);
 std::string ReadFile(const std::string& path);
+
+// One row of a query result: text values, nullopt for NULL.
+using SqlRow = std::vector<std::optional<std::string>>;
+// Runs `sql` on the SQLite database at `path` through a connection of its own
+// (what any other process would see on disk). Errors are test failures
+// (ADD_FAILURE) and yield the rows read so far.
+std::vector<SqlRow> QueryRows(const std::string& path, const std::string& sql);
 
 // A port that was free a moment ago on 127.0.0.1 (bind port 0, read, close). The
 // binaries take listen addresses from config, so tests need a concrete number.

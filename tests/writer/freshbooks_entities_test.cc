@@ -725,33 +725,6 @@ TEST(FreshBooksEntitiesTest, BadValuesAreRejectedNamingEntityAndField) {
 // ---------------------------------------------------------------------------
 // Sinks accept every table
 
-std::vector<std::vector<std::string>> Query(const std::string& path, const std::string& sql) {
-  std::vector<std::vector<std::string>> out;
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << "cannot open " << path;
-    sqlite3_close(db);
-    return out;
-  }
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return out;
-  }
-  while (sqlite3_step(st) == SQLITE_ROW) {
-    std::vector<std::string> row;
-    for (int i = 0; i < sqlite3_column_count(st); ++i) {
-      const unsigned char* text = sqlite3_column_text(st, i);
-      row.emplace_back(text == nullptr ? "NULL" : reinterpret_cast<const char*>(text));
-    }
-    out.push_back(std::move(row));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
-
 // Rows of `count` samples of every entity, by table.
 std::map<const TableSpec*, std::vector<Row>> SampleRows(int count, absl::Time now) {
   std::map<const TableSpec*, std::vector<Row>> by_table;
@@ -786,7 +759,8 @@ TEST(FreshBooksEntitiesTest, SqliteSinkCreatesAndUpsertsEveryEntityTable) {
     }
   }
   for (const auto& [table, rows] : by_table) {
-    const auto count = Query(path, absl::StrCat("SELECT COUNT(*) FROM \"", table->name, "\""));
+    const auto count =
+        testing::QueryRows(path, absl::StrCat("SELECT COUNT(*) FROM \"", table->name, "\""));
     ASSERT_EQ(count.size(), 1u);
     EXPECT_EQ(count[0][0], absl::StrCat(rows.size())) << table->name;
   }
@@ -794,14 +768,16 @@ TEST(FreshBooksEntitiesTest, SqliteSinkCreatesAndUpsertsEveryEntityTable) {
   const absl::Time later = kSummer + absl::Hours(1);
   const std::vector<MappedRow> tomb = TombstoneRow(Entity("invoice"), "3", Ctx(later, "sync", ""));
   ASSERT_TRUE(sink.Upsert(*tomb[0].table, {tomb[0].row}).ok());
-  EXPECT_THAT(Query(path,
-                    "SELECT is_deleted, raw IS NULL, updated_at FROM freshbooks_invoices "
-                    "WHERE account_id = '6BApk' AND id = 3"),
-              ElementsAre(ElementsAre("1", "1", FormatTimestamp(later))));
+  EXPECT_THAT(
+      testing::QueryRows(path,
+                         "SELECT is_deleted, raw IS NULL, updated_at FROM freshbooks_invoices "
+                         "WHERE account_id = '6BApk' AND id = 3"),
+      ElementsAre(ElementsAre("1", "1", FormatTimestamp(later))));
   // Overdue invoices can be queried straight from the typed columns.
-  const auto overdue = Query(path,
-                             "SELECT COUNT(*) FROM freshbooks_invoices WHERE due_date < "
-                             "'2026-07-01' AND CAST(outstanding AS REAL) > 0");
+  const auto overdue =
+      testing::QueryRows(path,
+                         "SELECT COUNT(*) FROM freshbooks_invoices WHERE due_date < "
+                         "'2026-07-01' AND CAST(outstanding AS REAL) > 0");
   ASSERT_EQ(overdue.size(), 1u);
 }
 

@@ -42,49 +42,12 @@ using ::testing::HasSubstr;
 
 constexpr char kConn[] = "acme";
 
-using Cells = std::vector<std::optional<std::string>>;
-
-// Runs `sql` on its own connection; each row as text values (nullopt for NULL).
-std::vector<Cells> Query(const std::string& path, const std::string& sql) {
-  std::vector<Cells> out;
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return out;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return out;
-  }
-  while (true) {
-    const int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) {
-      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-      break;
-    }
-    Cells row;
-    for (int i = 0; i < sqlite3_column_count(st); ++i) {
-      if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-        row.emplace_back(std::nullopt);
-      } else {
-        row.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, i)));
-      }
-    }
-    out.push_back(std::move(row));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
+using Cells = ::mlc::testing::SqlRow;
+using ::mlc::testing::QueryRows;
 
 // One text value (first column of the first row), or "<none>".
 std::string Scalar(const std::string& path, const std::string& sql) {
-  std::vector<Cells> rows = Query(path, sql);
+  std::vector<Cells> rows = QueryRows(path, sql);
   if (rows.empty() || rows[0].empty() || !rows[0][0].has_value()) return "<none>";
   return *rows[0][0];
 }

@@ -25,45 +25,8 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
-using Cells = std::vector<std::optional<std::string>>;
-
-// Runs `sql` on its own connection; each row as text values (nullopt for NULL).
-std::vector<Cells> Query(const std::string& path, const std::string& sql) {
-  std::vector<Cells> out;
-  sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return out;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-    sqlite3_close(db);
-    return out;
-  }
-  while (true) {
-    const int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE) break;
-    if (rc != SQLITE_ROW) {
-      ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
-      break;
-    }
-    Cells row;
-    for (int i = 0; i < sqlite3_column_count(st); ++i) {
-      if (sqlite3_column_type(st, i) == SQLITE_NULL) {
-        row.emplace_back(std::nullopt);
-      } else {
-        row.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, i)));
-      }
-    }
-    out.push_back(std::move(row));
-  }
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return out;
-}
+using Cells = ::mlc::testing::SqlRow;
+using ::mlc::testing::QueryRows;
 
 void ExecRaw(const std::string& path, const std::string& sql) {
   sqlite3* db = nullptr;
@@ -96,7 +59,7 @@ class SqliteSinkTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_TRUE(sink_.Start().ok()); }
 
-  std::vector<Cells> Select(const std::string& sql) { return Query(path_, sql); }
+  std::vector<Cells> Select(const std::string& sql) { return QueryRows(path_, sql); }
   int64_t CountRows(const std::string& table) {
     const auto rows = Select(absl::StrCat("SELECT COUNT(*) FROM \"", table, "\""));
     return rows.size() == 1 && rows[0][0].has_value() ? std::stoll(*rows[0][0]) : -1;
@@ -127,9 +90,9 @@ TEST_F(SqliteSinkTest, EnsureTableCreatesTheTableWithItsPrimaryKey) {
 TEST_F(SqliteSinkTest, EnsureTableWorksWithoutStart) {
   SqliteSink fresh(dir_.File("other.db"));
   ASSERT_TRUE(fresh.EnsureTable(InvoicesSpec()).ok());
-  EXPECT_THAT(Query(dir_.File("other.db"),
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = "
-                    "'freshbooks_invoices'"),
+  EXPECT_THAT(QueryRows(dir_.File("other.db"),
+                        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = "
+                        "'freshbooks_invoices'"),
               ElementsAre(ElementsAre(V("freshbooks_invoices"))));
 }
 
