@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -157,7 +158,7 @@ int Pipeline::Write(Sink* sink, WriteGroup& group) {
       if (members.empty() || members.back() != i) members.push_back(i);
     }
   }
-  std::vector<bool> failed(group.deliveries.size(), false);
+  std::set<std::string> failed_ids;  // deliveries with a table that failed
   for (auto& [table, entry] : tables) {
     const absl::Time t0 = absl::Now();
     absl::Status s = sink->Upsert(*table, entry.first);
@@ -168,14 +169,16 @@ int Pipeline::Write(Sink* sink, WriteGroup& group) {
     if (s.ok()) continue;
     if (metrics_.sink_up != nullptr) metrics_.sink_up->Set(0);
     std::vector<Delivery> those;
-    std::vector<Attempt> prior;
+    std::set<std::string> those_ids;
     for (size_t i : entry.second) {
-      if (failed[i]) continue;
-      failed[i] = true;
+      if (failed_ids.count(group.deliveries[i].delivery_id) > 0) continue;
       those.push_back(group.deliveries[i]);
-      for (const Attempt& a : group.attempts) {
-        if (a.delivery_id == group.deliveries[i].delivery_id) prior.push_back(a);
-      }
+      those_ids.insert(group.deliveries[i].delivery_id);
+    }
+    failed_ids.insert(those_ids.begin(), those_ids.end());
+    std::vector<Attempt> prior;
+    for (const Attempt& a : group.attempts) {
+      if (those_ids.count(a.delivery_id) > 0) prior.push_back(a);
     }
     if (!those.empty()) {
       Fail(those, absl::Status(s.code(), absl::StrCat("table ", table->name, ": ", s.message())),
@@ -186,14 +189,12 @@ int Pipeline::Write(Sink* sink, WriteGroup& group) {
   std::vector<Attempt> attempts;
   std::vector<Row> rows;
   for (size_t i = 0; i < group.deliveries.size(); ++i) {
-    if (failed[i]) continue;
+    if (failed_ids.count(group.deliveries[i].delivery_id) > 0) continue;
     ready.push_back(group.deliveries[i]);
     rows.push_back(FreshBooksEventRow(group.deliveries[i], group.data[i], start));
   }
   for (Attempt& a : group.attempts) {
-    bool keep = false;
-    for (const Delivery& d : ready) keep = keep || d.delivery_id == a.delivery_id;
-    if (keep) attempts.push_back(std::move(a));
+    if (failed_ids.count(a.delivery_id) == 0) attempts.push_back(std::move(a));
   }
   if (ready.empty()) return 0;
   const absl::Time t0 = absl::Now();
@@ -272,9 +273,10 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
       dead_attempts.push_back(std::move(a));
     }
   }
-  // Earlier stages' attempts go with whichever record is written.
+  // Earlier stages' attempts go with whichever record is written, first, so the
+  // audit trail reads in the order things happened.
   std::vector<Attempt>& with = retries.empty() ? dead_attempts : retry_attempts;
-  with.insert(with.end(), std::make_move_iterator(prior.begin()),
+  with.insert(with.begin(), std::make_move_iterator(prior.begin()),
               std::make_move_iterator(prior.end()));
   if (!retries.empty()) {
     log::Warn("pipeline: will retry", {{"stage", stage},

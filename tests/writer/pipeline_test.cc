@@ -32,6 +32,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/support/test_util.h"
+#include "writer/freshbooks_entities.h"
 #include "writer/hydrator.h"
 #include "writer/journal.h"
 #include "writer/sink.h"
@@ -68,6 +69,10 @@ class FakeSink final : public Sink {
       ++failed_calls_;
       return absl::FailedPreconditionError(permanent_error_);
     }
+    if (auto it = table_errors_.find(table.name); it != table_errors_.end()) {
+      ++failed_calls_;
+      return absl::FailedPreconditionError(it->second);
+    }
     ++in_flight_;
     mu_.Await(absl::Condition(
         +[](bool* held) { return !*held; }, &held_));
@@ -89,6 +94,10 @@ class FakeSink final : public Sink {
   void FailPermanently(std::string message) {
     absl::MutexLock lock(&mu_);
     permanent_error_ = std::move(message);
+  }
+  void FailTable(const std::string& table, std::string message) {
+    absl::MutexLock lock(&mu_);
+    table_errors_[table] = std::move(message);
   }
   // While held, successful writes block (a slow warehouse) until Release().
   void Hold() {
@@ -135,6 +144,7 @@ class FakeSink final : public Sink {
   mutable absl::Mutex mu_;
   int fail_next_ ABSL_GUARDED_BY(mu_) = 0;
   std::string permanent_error_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::string> table_errors_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   int calls_ ABSL_GUARDED_BY(mu_) = 0;
   int failed_calls_ ABSL_GUARDED_BY(mu_) = 0;
@@ -150,6 +160,7 @@ class FakeSink final : public Sink {
 class ScriptedHydrator final : public Hydrator {
  public:
   void FailFor(const std::string& id, absl::Status status) { errors_[id] = std::move(status); }
+  void RowsFor(const std::string& id, std::vector<MappedRow> rows) { rows_[id] = std::move(rows); }
 
   std::vector<Hydrated> Hydrate(const std::vector<Delivery>& batch) override {
     std::vector<Hydrated> out(batch.size());
@@ -167,6 +178,7 @@ class ScriptedHydrator final : public Hydrator {
       } else {
         h.attempt.outcome = "ok";
         h.data = absl::StrCat(R"({"id":")", batch[i].object_id, R"("})");
+        if (auto r = rows_.find(batch[i].delivery_id); r != rows_.end()) h.rows = r->second;
       }
     }
     return out;
@@ -174,6 +186,7 @@ class ScriptedHydrator final : public Hydrator {
 
  private:
   std::map<std::string, absl::Status> errors_;
+  std::map<std::string, std::vector<MappedRow>> rows_;
 };
 
 Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
@@ -475,6 +488,44 @@ TEST_F(PipelineTest, HydrationFailuresOnlyAffectTheirDelivery) {
   // The hydrator's own attempt is recorded along with the pipeline's verdict.
   EXPECT_THAT(d1, ::testing::Contains("hydrate:retry"));
   EXPECT_THAT(d1, ::testing::Not(::testing::Contains("write:ok")));
+}
+
+TEST_F(PipelineTest, AFailingEntityTableFailsOnlyTheDeliveriesWithRowsInIt) {
+  OpenJournal(&clock_);
+  TableSpec good;
+  good.name = "entity_good";
+  TableSpec bad;
+  bad.name = "entity_bad";
+  sink_.FailTable("entity_bad", "column amount is STRING, the mapping says DECIMAL");
+  ScriptedHydrator hydrator;
+  hydrator.RowsFor("d-0", {{&good, {std::string("g0")}}});
+  hydrator.RowsFor("d-1", {{&good, {std::string("g1")}}, {&bad, {std::string("b1")}}});
+  // d-2 has no entity rows; d-3's connection waits for authorization.
+  hydrator.FailFor("d-3", absl::UnauthenticatedError("connection \"acme\" is not authorized yet"));
+  MakePipeline(&clock_, Batch(100, 1000), Retry(1000, 60000, 1), &hydrator);
+  AppendN(4, clock_.Now() - absl::Hours(2));  // older than max_age_hours
+
+  EXPECT_EQ(pipeline_->ProcessBatch(Due(clock_.Now())), 2);
+  EXPECT_EQ(MustGet("d-0").status, DeliveryStatus::kWritten);
+  EXPECT_EQ(MustGet("d-2").status, DeliveryStatus::kWritten);
+  const Delivery dead = MustGet("d-1");
+  EXPECT_EQ(dead.status, DeliveryStatus::kDead);
+  EXPECT_THAT(dead.last_error, HasSubstr("table entity_bad: column amount is STRING"));
+  std::vector<std::string> d1;
+  for (const Attempt& a : MustAttempts("d-1")) d1.push_back(a.stage + ":" + a.outcome);
+  EXPECT_THAT(d1, ElementsAre("journal:ok", "hydrate:ok", "write:dead"));
+  // Waiting for authorization is never a reason to give up, however old.
+  const Delivery waiting = MustGet("d-3");
+  EXPECT_EQ(waiting.status, DeliveryStatus::kPending);
+  std::vector<std::string> d3;
+  for (const Attempt& a : MustAttempts("d-3")) d3.push_back(a.stage + ":" + a.outcome);
+  EXPECT_THAT(d3, ::testing::Contains("hydrate:wait"));
+  // Only the written deliveries have events rows.
+  std::vector<std::string> events;
+  for (const Row& r : sink_.rows()) {
+    if (r.size() > 1 && r[0].has_value()) events.push_back(*r[0]);
+  }
+  EXPECT_THAT(events, ::testing::UnorderedElementsAre("d-0", "d-2"));
 }
 
 TEST_F(PipelineTest, ReprocessingABatchLeavesOneRowPerDelivery) {
