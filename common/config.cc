@@ -263,13 +263,34 @@ absl::Status ReadRetry(Reader& r, const YAML::Node& node, const std::string& pat
                     {"max_age_hours", r.Int(&c->max_age_hours, 1, kInt64Max)}});
 }
 
+absl::Status ReadTlsServer(Reader& r, const YAML::Node& node, const std::string& path,
+                           TlsServerConfig* c) {
+  return r.ReadMap(node, path,
+                   {{"cert_file", r.String(&c->cert_file)},
+                    {"key_file", r.String(&c->key_file)},
+                    {"client_ca_file", r.String(&c->client_ca_file)}});
+}
+
+absl::Status ReadTlsClient(Reader& r, const YAML::Node& node, const std::string& path,
+                           TlsClientConfig* c) {
+  return r.ReadMap(node, path,
+                   {{"ca_file", r.String(&c->ca_file)},
+                    {"cert_file", r.String(&c->cert_file)},
+                    {"key_file", r.String(&c->key_file)},
+                    {"server_name", r.String(&c->server_name)}});
+}
+
 absl::Status ReadIngress(Reader& r, const YAML::Node& node, IngressConfig* c) {
+  using Node = YAML::Node;
   return r.ReadMap(
       node, "ingress",
       {{"listen", r.String(&c->listen)},
        {"writer", r.String(&c->writer)},
        {"internal_token", r.String(&c->internal_token)},
-       {"max_body_bytes", r.Int(&c->max_body_bytes, kMaxBodyBytesMin, kMaxBodyBytesMax)}});
+       {"max_body_bytes", r.Int(&c->max_body_bytes, kMaxBodyBytesMin, kMaxBodyBytesMax)},
+       {"writer_tls", [&r, c](const Node& n, const std::string& p) {
+          return ReadTlsClient(r, n, p, &c->writer_tls);
+        }}});
 }
 
 absl::Status ReadWriter(Reader& r, const YAML::Node& node, WriterConfig* c) {
@@ -286,7 +307,10 @@ absl::Status ReadWriter(Reader& r, const YAML::Node& node, WriterConfig* c) {
        {"batch",
         [&r, c](const Node& n, const std::string& p) { return ReadBatch(r, n, p, &c->batch); }},
        {"retry",
-        [&r, c](const Node& n, const std::string& p) { return ReadRetry(r, n, p, &c->retry); }}});
+        [&r, c](const Node& n, const std::string& p) { return ReadRetry(r, n, p, &c->retry); }},
+       {"audit_retention_days", r.Int(&c->audit_retention_days, 0, 36500)},
+       {"tls",
+        [&r, c](const Node& n, const std::string& p) { return ReadTlsServer(r, n, p, &c->tls); }}});
 }
 
 absl::Status ReadFreshBooks(Reader& r, const YAML::Node& node, const std::string& path,
@@ -507,10 +531,37 @@ bool IsEventName(const std::string& event) {
   return action == "sendByEmail" && (object == "invoice" || object == "estimate");
 }
 
+absl::Status ValidateTlsServer(const Reader& r, const std::string& path, const TlsServerConfig& c) {
+  if (!r.Uses(path)) return absl::OkStatus();
+  if (c.cert_file.empty() != c.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": set both cert_file and key_file (or neither, for plaintext)"));
+  }
+  if (!c.client_ca_file.empty() && c.cert_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ".client_ca_file: mutual TLS needs the server's own cert_file and key_file too"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateTlsClient(const Reader& r, const std::string& path, const TlsClientConfig& c) {
+  if (!r.Uses(path)) return absl::OkStatus();
+  if (c.cert_file.empty() != c.key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": set both cert_file and key_file for a client certificate (or neither)"));
+  }
+  if (c.ca_file.empty() && (!c.cert_file.empty() || !c.server_name.empty())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ".ca_file: is empty; TLS to the writer needs the CA that signed its certificate"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateIngress(const Reader& r, const IngressConfig& c) {
   MLC_RETURN_IF_ERROR(CheckListen(r, "ingress.listen", c.listen, /*allow_port_zero=*/true));
   MLC_RETURN_IF_ERROR(CheckListen(r, "ingress.writer", c.writer, /*allow_port_zero=*/false));
   MLC_RETURN_IF_ERROR(CheckToken(r, "ingress.internal_token", c.internal_token, true));
+  MLC_RETURN_IF_ERROR(ValidateTlsClient(r, "ingress.writer_tls", c.writer_tls));
   return absl::OkStatus();
 }
 
@@ -535,6 +586,7 @@ absl::Status ValidateWriter(const Reader& r, const WriterConfig& c) {
                                                    ", must be at least writer.retry.initial_ms (",
                                                    c.retry.initial_ms, ")"));
   }
+  MLC_RETURN_IF_ERROR(ValidateTlsServer(r, "writer.tls", c.tls));
   return absl::OkStatus();
 }
 

@@ -29,11 +29,33 @@ struct RetryConfig {
   int64_t max_age_hours = 72;
 };
 
+// TLS for a gRPC server (an extension of the contract, DESIGN.md §5 "both can run
+// over TLS"). Empty cert_file: plaintext. With client_ca_file, clients must present a
+// certificate signed by that CA (mutual TLS).
+struct TlsServerConfig {
+  std::string cert_file;  // PEM chain
+  std::string key_file;   // PEM private key
+  std::string client_ca_file;
+  bool enabled() const { return !cert_file.empty(); }
+};
+
+// TLS for a gRPC client. Empty ca_file: plaintext. cert_file/key_file present a
+// client certificate (for a server that requires mutual TLS); server_name overrides
+// the name checked against the server's certificate.
+struct TlsClientConfig {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  std::string server_name;
+  bool enabled() const { return !ca_file.empty(); }
+};
+
 struct IngressConfig {
   std::string listen = "0.0.0.0:8080";  // host:port
   std::string writer = "127.0.0.1:50051";
   std::string internal_token;  // secret
   int64_t max_body_bytes = 65536;
+  TlsClientConfig writer_tls;  // how ingress reaches the writer
 };
 
 struct WriterConfig {
@@ -46,6 +68,11 @@ struct WriterConfig {
   std::string sink = "sqlite";  // "sqlite" or "databricks"
   BatchConfig batch;
   RetryConfig retry;
+  // Audit retention (an extension of the contract): written deliveries, handshakes
+  // and their attempts older than this are compacted away. Pending and dead
+  // deliveries are never removed. 0 keeps everything.
+  int audit_retention_days = 30;
+  TlsServerConfig tls;  // the gRPC listener (Ingest and Admin)
 };
 
 struct FreshBooksConfig {
