@@ -2,7 +2,7 @@
 //
 //   node validate-manifests.mjs validate MANIFESTS.yaml
 //   node validate-manifests.mjs extract  MANIFESTS.yaml OUTDIR   # config.yaml + env of the pods
-//   node validate-manifests.mjs localize CONFIG OUT ING_PORT GRPC_PORT METRICS_PORT DATA_DIR
+//   node validate-manifests.mjs localize CONFIG OUT ING_PORT GRPC_PORT METRICS_PORT DATA_DIR [FILES_ROOT]
 //
 // MLC_NODE_MODULES names the node_modules directory holding kubernetes-models (the Kubernetes
 // OpenAPI schemas compiled to ajv validators: types, required fields, enums, formats),
@@ -107,7 +107,11 @@ function chartChecks(docs) {
     if (!(sts.spec.volumeClaimTemplates || []).length) errors.push('writer StatefulSet: no volumeClaimTemplates (persistence off?)');
     const headless = byKind('Service').find((s) => s.metadata.name === sts.spec.serviceName);
     if (!headless || headless.spec.clusterIP !== 'None') errors.push('writer StatefulSet: serviceName is not a rendered headless Service');
-    if (!c.livenessProbe?.grpc || !c.readinessProbe?.grpc) errors.push('writer: liveness/readiness must be gRPC health probes');
+    const tls = (c.env || []).some((e) => e.name === 'MLC_TLS_CA');
+    if (!tls && (!c.livenessProbe?.grpc || !c.readinessProbe?.grpc)) errors.push('writer: liveness/readiness must be gRPC health probes');
+    // Kubelet gRPC probes are plaintext: with TLS they must be HTTP on the metrics port.
+    if (tls && (c.livenessProbe?.httpGet?.port !== 'metrics' || c.readinessProbe?.httpGet?.port !== 'metrics'))
+      errors.push('writer: with TLS, liveness/readiness must be HTTP probes on the metrics port');
     if (c.startupProbe?.httpGet?.path !== '/healthz') errors.push('writer: startup probe must be HTTP /healthz on the metrics port');
   }
   for (const s of byKind('Service')) {
@@ -131,6 +135,26 @@ function chartChecks(docs) {
     if (!grpcRule || !grpcRule.from?.some((f) => f.podSelector && matches(f.podSelector.matchLabels, ing.spec.template.metadata.labels)))
       errors.push('writer NetworkPolicy: the ingress pods cannot reach the gRPC port');
     if (grpcRule?.from?.some((f) => !f.podSelector && !f.namespaceSelector && !f.ipBlock)) errors.push('writer NetworkPolicy: gRPC open to everyone');
+  }
+  // Every *_file the config names (TLS material) is mounted, from a Secret that has the key,
+  // into the pod of the service that reads it.
+  const cm = byKind('ConfigMap')[0];
+  const config = cm ? yaml.load(cm.data['config.yaml']) : {};
+  const podOf = { ingress: byKind('Deployment')[0], writer: sts };
+  for (const section of ['ingress', 'writer']) {
+    const files = [];
+    const collect = (o) => { for (const [k, v] of Object.entries(o || {})) { if (isMountedFile(k, v)) files.push(v); else if (v && typeof v === 'object') collect(v); } };
+    collect(config[section]);
+    const w = podOf[section];
+    if (!w) continue;
+    const c = w.spec.template.spec.containers[0];
+    for (const f of files) {
+      const dir = f.slice(0, f.lastIndexOf('/')), key = f.slice(f.lastIndexOf('/') + 1);
+      const mount = (c.volumeMounts || []).find((m) => m.mountPath === dir);
+      const vol = mount && (w.spec.template.spec.volumes || []).find((v) => v.name === mount.name);
+      if (!vol?.secret) { errors.push(`${section}: config names ${f} but no Secret volume is mounted at ${dir}`); continue; }
+      if (vol.secret.items && !vol.secret.items.some((i) => i.path === key)) errors.push(`${section}: the volume at ${dir} does not project ${key}`);
+    }
   }
   for (const h of byKind('HorizontalPodAutoscaler'))
     if (!byKind(h.spec.scaleTargetRef.kind).some((d) => d.metadata.name === h.spec.scaleTargetRef.name))
@@ -207,7 +231,42 @@ function extract(file, out) {
 
 // Rewrites only the listen addresses, the writer address and data_dir of a rendered config
 // (line by line, everything else byte for byte), then proves that nothing else changed.
-function localize(src, dst, http, grpc, metrics, dataDir) {
+// Every value documented with a `# --` comment in values.yaml has a row in the chart README's
+// values table, and every row names a real value.
+function docs(valuesFile, readmeFile) {
+  const stack = [];  // [indent, key]
+  let pending = false;
+  const documented = [];
+  for (const line of fs.readFileSync(valuesFile, 'utf8').split('\n')) {
+    if (/^\s*# --/.test(line)) { pending = true; continue; }
+    if (/^\s*#/.test(line) || !line.trim()) continue;
+    const m = /^(\s*)([A-Za-z0-9_]+):/.exec(line);
+    if (!m) continue;
+    const indent = m[1].length;
+    while (stack.length && stack[stack.length - 1][0] >= indent) stack.pop();
+    stack.push([indent, m[2]]);
+    if (pending) documented.push(stack.map((e) => e[1]).join('.'));
+    pending = false;
+  }
+  const readme = fs.readFileSync(readmeFile, 'utf8');
+  const rows = new Set([...readme.matchAll(/^\| `([^`]+)` \|/gm)].map((r) => r[1]));
+  const missing = documented.filter((k) => !rows.has(k));
+  const stale = [...rows].filter((k) => !documented.includes(k));
+  if (missing.length) die(`${readmeFile}: values without a row in the table: ${missing.join(', ')}`);
+  if (stale.length) die(`${readmeFile}: rows for values that do not exist: ${stale.join(', ')}`);
+  console.log(`  ${documented.length} documented values, each with a README row`);
+}
+
+// Rewrites the *_file paths the pods get from Secret mounts (/etc/mlc-*) to below `root`.
+const isMountedFile = (key, value) => /_file$/.test(key) && typeof value === 'string' && value.startsWith('/etc/mlc-');
+function relocateFiles(obj, root) {
+  if (!obj || typeof obj !== 'object') return;
+  for (const [k, v] of Object.entries(obj)) {
+    if (isMountedFile(k, v)) obj[k] = root + v; else relocateFiles(v, root);
+  }
+}
+
+function localize(src, dst, http, grpc, metrics, dataDir, filesRoot = '') {
   const text = fs.readFileSync(src, 'utf8');
   let section = null;
   const repl = {
@@ -221,13 +280,18 @@ function localize(src, dst, http, grpc, metrics, dataDir) {
     const m = /^(\s+)([a-z_]+):\s*(.*)$/.exec(line);
     const key = m && `${section}.${m[2]}`;
     if (m && m[1].length === 2 && key in repl) { done.add(key); return `${m[1]}${m[2]}: ${JSON.stringify(repl[key])}`; }
+    if (m && filesRoot) {
+      const v = /^"(.*)"$/.exec(m[3]);
+      if (v && isMountedFile(m[2], v[1])) return `${m[1]}${m[2]}: ${JSON.stringify(filesRoot + v[1])}`;
+    }
     return line;
   });
   if (done.size !== Object.keys(repl).length) die(`config: could not find ${Object.keys(repl).filter((k) => !done.has(k)).join(', ')}`);
   const out = lines.join('\n');
   const a = yaml.load(text), b = yaml.load(out);
   for (const [k, v] of Object.entries(repl)) { const [s, f] = k.split('.'); a[s][f] = v; }
-  if (JSON.stringify(a) !== JSON.stringify(b)) die('config: localizing changed more than the addresses and data_dir');
+  if (filesRoot) relocateFiles(a, filesRoot);
+  if (JSON.stringify(a) !== JSON.stringify(b)) die('config: localizing changed more than the addresses, data_dir and mounted file paths');
   fs.writeFileSync(dst, out);
 }
 
@@ -235,4 +299,5 @@ const [cmd, ...args] = process.argv.slice(2);
 if (cmd === 'validate') validate(args[0]);
 else if (cmd === 'extract') extract(args[0], args[1]);
 else if (cmd === 'localize') localize(...args);
-else die('usage: validate FILE | extract FILE OUTDIR | localize CONFIG OUT HTTP GRPC METRICS DATA_DIR');
+else if (cmd === 'docs') docs(args[0], args[1]);
+else die('usage: validate FILE | docs VALUES README | extract FILE OUTDIR | localize CONFIG OUT HTTP GRPC METRICS DATA_DIR [FILES_ROOT]');

@@ -69,6 +69,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* The writer's gRPC address as the ingress dials it. */}}
+{{- define "mlc.writerHost" -}}
+{{- printf "%s.%s.svc" (include "mlc.writer.fullname" .) .Release.Namespace -}}
+{{- end -}}
+
 {{- define "mlc.writerAddress" -}}
 {{- printf "%s.%s.svc:%d" (include "mlc.writer.fullname" .) .Release.Namespace (int .Values.writer.grpcPort) -}}
 {{- end -}}
