@@ -7,7 +7,9 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace mlc::cli {
 namespace {
@@ -87,10 +89,64 @@ absl::StatusOr<AdminToken> LoadAdminToken(
   return t;
 }
 
+absl::StatusOr<AdminTls> ResolveAdminTls(
+    const std::function<std::optional<std::string>(const std::string&)>& flag,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv) {
+  AdminTls tls;
+  // Each setting: its flag, else its variable; `source` says which, for messages.
+  auto pick = [&](const char* flag_name, const char* env_name, std::string* value,
+                  std::string* source) {
+    if (std::optional<std::string> v = flag(flag_name); v.has_value()) {
+      *value = *v;
+      *source = absl::StrCat("--", flag_name);
+    } else if (std::optional<std::string> e = getenv(env_name); e.has_value()) {
+      *value = *e;
+      *source = absl::StrCat("$", env_name);
+    } else {
+      *source = absl::StrCat("--", flag_name);
+    }
+  };
+  std::string server_name_source;
+  pick("tls-ca", kTlsCaEnv, &tls.config.ca_file, &tls.sources.ca_file);
+  pick("tls-cert", kTlsCertEnv, &tls.config.cert_file, &tls.sources.cert_file);
+  pick("tls-key", kTlsKeyEnv, &tls.config.key_file, &tls.sources.key_file);
+  pick("tls-server-name", kTlsServerNameEnv, &tls.config.server_name, &server_name_source);
+  if (tls.config.cert_file.empty() != tls.config.key_file.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        tls.config.cert_file.empty() ? tls.sources.key_file : tls.sources.cert_file, " needs ",
+        tls.config.cert_file.empty() ? tls.sources.cert_file : tls.sources.key_file,
+        " too: a client certificate goes with its private key (--tls-cert FILE --tls-key FILE)"));
+  }
+  if (!tls.enabled() && (!tls.config.cert_file.empty() || !tls.config.server_name.empty())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(tls.config.cert_file.empty() ? server_name_source : tls.sources.cert_file,
+                     " needs --tls-ca FILE (or $", kTlsCaEnv,
+                     "): the CA certificate that signed the writer's certificate"));
+  }
+  return tls;
+}
+
+absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::Create(std::string writer,
+                                                                 AdminToken token,
+                                                                 const AdminTls& tls) {
+  grpc::ChannelArguments args;
+  MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                       ChannelCredentials(tls.config, tls.sources, &args));
+  return std::unique_ptr<AdminClient>(
+      new AdminClient(std::move(writer), std::move(token), tls, credentials, args));
+}
+
 AdminClient::AdminClient(std::string writer, AdminToken token)
+    : AdminClient(std::move(writer), std::move(token), AdminTls{},
+                  grpc::InsecureChannelCredentials(), grpc::ChannelArguments()) {}
+
+AdminClient::AdminClient(std::string writer, AdminToken token, AdminTls tls,
+                         const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                         const grpc::ChannelArguments& args)
     : writer_(std::move(writer)),
       token_(std::move(token)),
-      channel_(grpc::CreateChannel(writer_, grpc::InsecureChannelCredentials())),
+      tls_(std::move(tls)),
+      channel_(grpc::CreateCustomChannel(writer_, credentials, args)),
       stub_(mlconnector::v1::Admin::NewStub(channel_)) {}
 
 AdminClient::AdminClient(std::string writer, AdminToken token,
@@ -102,6 +158,47 @@ void AdminClient::Prepare(grpc::ClientContext* ctx, absl::Duration timeout) cons
   AddBearerToken(ctx, token_.token);
 }
 
+std::string AdminClient::ExplainTransport(const std::string& detail) const {
+  // gRPC reports a failed connection attempt only through its message; these are
+  // the phrases of its TLS layer and of a peer that hangs up during the handshake.
+  if (absl::StrContains(detail, "wrong version number")) {
+    return absl::StrCat("the writer at ", writer_,
+                        " does not speak TLS (its writer.tls is not set): drop ",
+                        tls_.sources.ca_file, " or configure TLS on the writer");
+  }
+  if (absl::StrContains(detail, "certificate verify failed")) {
+    return absl::StrCat("TLS handshake failed: the writer's certificate at ", writer_,
+                        " is not signed by the CA in ", tls_.sources.ca_file, " \"",
+                        tls_.config.ca_file, "\" (or it has expired)");
+  }
+  if (absl::StrContains(detail, "is not in peer certificate")) {
+    const std::string name = tls_.config.server_name.empty() ? writer_.substr(0, writer_.rfind(':'))
+                                                             : tls_.config.server_name;
+    return absl::StrCat("TLS handshake failed: the writer's certificate is not for \"", name,
+                        "\"; pass --tls-server-name NAME (or $", kTlsServerNameEnv,
+                        ") with a name the certificate carries");
+  }
+  const bool hung_up = absl::StrContains(detail, "Socket closed") ||
+                       absl::StrContains(detail, "Connection reset") ||
+                       absl::StrContains(detail, "Broken pipe");
+  if (!hung_up) return "";
+  if (!tls_.enabled()) {
+    return absl::StrCat("the writer at ", writer_,
+                        " closed the connection: the writer speaks TLS? pass --tls-ca FILE (or $",
+                        kTlsCaEnv, ") with the CA certificate that signed the writer's");
+  }
+  if (tls_.config.cert_file.empty()) {
+    return absl::StrCat("certificate rejected: the writer at ", writer_,
+                        " requires a client certificate (--tls-cert/--tls-key, or $", kTlsCertEnv,
+                        "/$", kTlsKeyEnv, ")");
+  }
+  return absl::StrCat("certificate rejected: the writer at ", writer_,
+                      " did not accept the client certificate in ", tls_.sources.cert_file, " \"",
+                      tls_.config.cert_file,
+                      "\" (is it signed by the CA of the writer's writer.tls.client_ca_file, and "
+                      "still valid?)");
+}
+
 absl::Status AdminClient::Explain(const grpc::Status& status, const char* name,
                                   absl::Duration timeout) const {
   if (status.ok()) return absl::OkStatus();
@@ -111,6 +208,10 @@ absl::Status AdminClient::Explain(const grpc::Status& status, const char* name,
       // The writer itself may answer UNAVAILABLE (say, FreshBooks is down); only a
       // channel that never got ready means the writer was not reached.
       if (channel_ == nullptr || channel_->GetState(false) != GRPC_CHANNEL_READY) {
+        const std::string why = ExplainTransport(detail);
+        if (!why.empty()) {
+          return absl::UnavailableError(absl::StrCat(why, "\n  detail: ", detail));
+        }
         return absl::UnavailableError(absl::StrCat(
             "cannot reach the writer at ", writer_, " (is it running? --writer / $", kWriterEnv,
             ")", detail.empty() ? "" : absl::StrCat("\n  detail: ", detail)));

@@ -5,6 +5,11 @@
 // (which address could not be reached, which flag or variable holds the token).
 // New RPCs need no code here: Call() takes the stub method.
 //
+// The channel speaks TLS when a CA is given (--tls-ca / $MLC_TLS_CA), presenting a
+// client certificate (--tls-cert/--tls-key) to a writer that requires mutual TLS.
+// A failed handshake, or a plaintext client at a TLS writer, is explained as such
+// ("does the writer speak TLS? pass --tls-ca FILE") rather than as a bare UNAVAILABLE.
+//
 // Thread safety: Call() may be used from several threads (gRPC stubs are
 // thread-safe). The client owns its channel and stub.
 #pragma once
@@ -19,6 +24,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/config.h"
+#include "common/grpc_tls.h"
 #include "common/grpc_util.h"
 #include "mlconnector/v1/admin.grpc.pb.h"
 
@@ -27,6 +34,10 @@ namespace mlc::cli {
 inline constexpr char kDefaultWriter[] = "127.0.0.1:50051";
 inline constexpr char kWriterEnv[] = "MLC_WRITER";
 inline constexpr char kAdminTokenEnv[] = "MLC_ADMIN_TOKEN";
+inline constexpr char kTlsCaEnv[] = "MLC_TLS_CA";
+inline constexpr char kTlsCertEnv[] = "MLC_TLS_CERT";
+inline constexpr char kTlsKeyEnv[] = "MLC_TLS_KEY";
+inline constexpr char kTlsServerNameEnv[] = "MLC_TLS_SERVER_NAME";
 
 struct AdminToken {
   std::string token;
@@ -40,13 +51,33 @@ absl::StatusOr<AdminToken> LoadAdminToken(
     const std::optional<std::string>& token_file,
     const std::function<std::optional<std::string>(const std::string&)>& getenv);
 
+// TLS to the writer as the operator asked for it: each setting from its global flag
+// (--tls-ca, --tls-cert, --tls-key, --tls-server-name) or else its variable
+// ($MLC_TLS_CA, ...). Plaintext when no CA is given.
+struct AdminTls {
+  TlsClientConfig config;
+  TlsClientSettings sources;  // where each file came from: "--tls-ca" or "$MLC_TLS_CA"
+  bool enabled() const { return config.enabled(); }
+};
+
+// `flag` returns a global flag's value by name ("tls-ca"), `getenv` a variable's.
+// InvalidArgument when only one of the client certificate and its key is given, or
+// a client certificate or server name without a CA.
+absl::StatusOr<AdminTls> ResolveAdminTls(
+    const std::function<std::optional<std::string>(const std::string&)>& flag,
+    const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
 class AdminClient {
  public:
   template <typename Request, typename Response>
   using Method = grpc::Status (mlconnector::v1::Admin::StubInterface::*)(grpc::ClientContext*,
                                                                          const Request&, Response*);
 
-  // `writer` is a gRPC target ("host:port"); plaintext, as the writer serves today.
+  // `writer` is a gRPC target ("host:port"), reached over TLS per `tls`. Fails
+  // (naming the flag or variable and the file) when a TLS file cannot be used.
+  static absl::StatusOr<std::unique_ptr<AdminClient>> Create(std::string writer, AdminToken token,
+                                                             const AdminTls& tls);
+  // Plaintext to `writer`.
   AdminClient(std::string writer, AdminToken token);
   // For tests and other transports: calls go to `stub`.
   AdminClient(std::string writer, AdminToken token,
@@ -69,8 +100,16 @@ class AdminClient {
   void Prepare(grpc::ClientContext* ctx, absl::Duration timeout) const;
   absl::Status Explain(const grpc::Status& status, const char* name, absl::Duration timeout) const;
 
+  AdminClient(std::string writer, AdminToken token, AdminTls tls,
+              const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+              const grpc::ChannelArguments& args);
+  // Why a call failed before reaching the writer, from gRPC's `detail`; empty when
+  // the detail says nothing specific (the writer is simply not reachable).
+  std::string ExplainTransport(const std::string& detail) const;
+
   std::string writer_;
   AdminToken token_;
+  AdminTls tls_;
   std::shared_ptr<grpc::Channel> channel_;  // null when a stub was injected
   std::unique_ptr<mlconnector::v1::Admin::StubInterface> stub_;
 };

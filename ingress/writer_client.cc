@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "absl/synchronization/notification.h"
+#include "common/grpc_tls.h"
 #include "common/grpc_util.h"
+#include "common/status_macros.h"
 
 namespace mlc::ingress {
 
@@ -18,16 +20,30 @@ struct GrpcWriterClient::Pending {
   absl::Notification done;
 };
 
-GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token)
-    : token_(std::move(internal_token)) {
+absl::StatusOr<std::unique_ptr<GrpcWriterClient>> GrpcWriterClient::Create(
+    const IngressConfig& config) {
   grpc::ChannelArguments args;
+  MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                       ChannelCredentials(config.writer_tls, "ingress.writer_tls", &args));
+  return std::make_unique<GrpcWriterClient>(config.writer, config.internal_token, credentials,
+                                            std::move(args));
+}
+
+GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token)
+    : GrpcWriterClient(target, std::move(internal_token), grpc::InsecureChannelCredentials(),
+                       grpc::ChannelArguments()) {}
+
+GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token,
+                                   const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                                   grpc::ChannelArguments args)
+    : token_(std::move(internal_token)) {
   // Reconnect quickly after a writer restart (the default backoff grows to 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(target, credentials, args);
   stub_ = mlconnector::v1::Ingest::NewStub(channel);
   dispatcher_ = std::thread([this] { DispatchLoop(); });
 }

@@ -10,8 +10,13 @@
 // fsync; an idle system sends a batch of one at once, so there is no added wait.
 // One shared HTTP/2 channel, a deadline on every call, fast reconnects so a
 // restarted writer is found again within a second. ListSigningKeys and
-// CompleteAuthorization are plain unary calls on the same channel. Thread-safe.
+// CompleteAuthorization are plain unary calls on the same channel. The channel
+// speaks TLS (with a client certificate for a writer that requires mutual TLS)
+// when ingress.writer_tls is set; Create reads those files once and fails when
+// one cannot be used. Thread-safe.
 #pragma once
+
+#include <grpcpp/grpcpp.h>
 
 #include <chrono>
 #include <deque>
@@ -22,6 +27,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/config.h"
 #include "mlconnector/v1/ingest.grpc.pb.h"
 
 namespace mlc::ingress {
@@ -47,7 +53,16 @@ class GrpcWriterClient final : public WriterClient {
   static constexpr int kMaxBatch = 256;
   static constexpr int kMaxInFlight = 4;
 
+  // A client for config.writer with config.internal_token, over TLS when
+  // config.writer_tls is enabled. Errors name the ingress.writer_tls key and file.
+  static absl::StatusOr<std::unique_ptr<GrpcWriterClient>> Create(const IngressConfig& config);
+
+  // Plaintext to `target`.
   GrpcWriterClient(const std::string& target, std::string internal_token);
+  // `credentials` and `args` as made by ChannelCredentials (common/grpc_tls.h).
+  GrpcWriterClient(const std::string& target, std::string internal_token,
+                   const std::shared_ptr<grpc::ChannelCredentials>& credentials,
+                   grpc::ChannelArguments args);
   ~GrpcWriterClient() override;  // fails queued submits, waits for calls in flight
 
   absl::StatusOr<std::string> Submit(const mlconnector::v1::SubmitRequest& request,

@@ -600,6 +600,88 @@ TEST_F(ConfigTest, VerifiersMayNotBeEmpty) {
               HasSubstr("connections[0].freshbooks.verifiers[1]: is empty"));
 }
 
+TEST_F(ConfigTest, GrpcTlsKeysParse) {
+  absl::StatusOr<Config> writer = Parse(absl::StrCat(kMinimalWriter,
+                                                     "  tls:\n"
+                                                     "    cert_file: /etc/mlc/writer.pem\n"
+                                                     "    key_file: /etc/mlc/writer-key.pem\n"
+                                                     "    client_ca_file: /etc/mlc/ca.pem\n"),
+                                        ConfigRole::kWriter);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  EXPECT_TRUE(writer->writer.tls.enabled());
+  EXPECT_EQ(writer->writer.tls.cert_file, "/etc/mlc/writer.pem");
+  EXPECT_EQ(writer->writer.tls.key_file, "/etc/mlc/writer-key.pem");
+  EXPECT_EQ(writer->writer.tls.client_ca_file, "/etc/mlc/ca.pem");
+
+  absl::StatusOr<Config> ingress =
+      Parse(absl::StrCat(kMinimalIngress,
+                         "  writer_tls: { ca_file: /etc/mlc/ca.pem, cert_file: /etc/mlc/in.pem, "
+                         "key_file: /etc/mlc/in-key.pem, server_name: writer.internal }\n"),
+            ConfigRole::kIngress);
+  ASSERT_TRUE(ingress.ok()) << ingress.status();
+  EXPECT_TRUE(ingress->ingress.writer_tls.enabled());
+  EXPECT_EQ(ingress->ingress.writer_tls.ca_file, "/etc/mlc/ca.pem");
+  EXPECT_EQ(ingress->ingress.writer_tls.cert_file, "/etc/mlc/in.pem");
+  EXPECT_EQ(ingress->ingress.writer_tls.key_file, "/etc/mlc/in-key.pem");
+  EXPECT_EQ(ingress->ingress.writer_tls.server_name, "writer.internal");
+
+  // Absent: plaintext.
+  absl::StatusOr<Config> plain = Parse(kDesignExample, ConfigRole::kWriter);
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->writer.tls.enabled());
+  EXPECT_FALSE(plain->ingress.writer_tls.enabled());
+  // Paths come through ${VAR} like any value.
+  Env()["TLS_DIR"] = "/run/secrets";
+  absl::StatusOr<Config> env = Parse(
+      absl::StrCat(kMinimalWriter,
+                   "  tls: { cert_file: \"${TLS_DIR}/c.pem\", key_file: \"${TLS_DIR}/k.pem\" }\n"),
+      ConfigRole::kWriter);
+  ASSERT_TRUE(env.ok()) << env.status();
+  EXPECT_EQ(env->writer.tls.key_file, "/run/secrets/k.pem");
+}
+
+TEST_F(ConfigTest, GrpcTlsMistakesNameTheKey) {
+  auto writer = [](const std::string& tls) {
+    return Error(absl::StrCat(kMinimalWriter, "  tls: ", tls, "\n"));
+  };
+  EXPECT_EQ(writer("{ cert_file: /c.pem }"),
+            "writer.tls: set both cert_file and key_file (or neither, for plaintext)");
+  EXPECT_EQ(writer("{ key_file: /k.pem }"),
+            "writer.tls: set both cert_file and key_file (or neither, for plaintext)");
+  EXPECT_EQ(writer("{ client_ca_file: /ca.pem }"),
+            "writer.tls.client_ca_file: mutual TLS needs the server's own cert_file and key_file "
+            "too");
+  EXPECT_EQ(writer("{ cert_file: /c.pem, key_file: /k.pem }"), "OK");
+  EXPECT_EQ(writer("{ cert: /c.pem }"),
+            "writer.tls.cert: unknown key (known: cert_file, key_file, client_ca_file)");
+  EXPECT_THAT(writer("/c.pem"), HasSubstr("writer.tls: expected a map"));
+
+  auto ingress = [](const std::string& tls) {
+    return Error(absl::StrCat(kMinimalIngress, "  writer_tls: ", tls, "\n"), ConfigRole::kIngress);
+  };
+  EXPECT_EQ(ingress("{ ca_file: /ca.pem, cert_file: /c.pem }"),
+            "ingress.writer_tls: set both cert_file and key_file for a client certificate (or "
+            "neither)");
+  EXPECT_EQ(ingress("{ ca_file: /ca.pem, key_file: /k.pem }"),
+            "ingress.writer_tls: set both cert_file and key_file for a client certificate (or "
+            "neither)");
+  EXPECT_EQ(ingress("{ cert_file: /c.pem, key_file: /k.pem }"),
+            "ingress.writer_tls.ca_file: is empty; TLS to the writer needs the CA that signed its "
+            "certificate");
+  EXPECT_EQ(ingress("{ server_name: writer.internal }"),
+            "ingress.writer_tls.ca_file: is empty; TLS to the writer needs the CA that signed its "
+            "certificate");
+  EXPECT_EQ(ingress("{ ca_file: /ca.pem }"), "OK");
+  EXPECT_THAT(ingress("{ ca: /ca.pem }"), HasSubstr("ingress.writer_tls.ca: unknown key"));
+
+  // Each role checks only its own block.
+  EXPECT_EQ(Error(absl::StrCat(kMinimalIngress, "writer:\n  tls: { cert_file: /c.pem }\n"),
+                  ConfigRole::kIngress),
+            "OK");
+  EXPECT_EQ(Error(absl::StrCat(kMinimalWriter, "ingress:\n  writer_tls: { cert_file: /c.pem }\n")),
+            "OK");
+}
+
 // Secrets in every position where a message could be produced for them.
 TEST_F(ConfigTest, SecretValuesNeverAppearInErrorMessages) {
   const std::string secret = "S3cr3tV4lu3-do-not-print";

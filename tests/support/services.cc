@@ -11,6 +11,24 @@
 
 namespace mlc::testing {
 
+namespace {
+
+// "  <key>: { ... }\n" for a TLS block inside ingress: or writer:, or nothing.
+std::string TlsClientYaml(const std::string& key, const TlsClientConfig& c) {
+  if (!c.enabled()) return "";
+  return absl::StrCat("  ", key, ": { ca_file: \"", c.ca_file, "\", cert_file: \"", c.cert_file,
+                      "\", key_file: \"", c.key_file, "\", server_name: \"", c.server_name,
+                      "\" }\n");
+}
+
+std::string TlsServerYaml(const TlsServerConfig& c) {
+  if (!c.enabled()) return "";
+  return absl::StrCat("  tls: { cert_file: \"", c.cert_file, "\", key_file: \"", c.key_file,
+                      "\", client_ca_file: \"", c.client_ca_file, "\" }\n");
+}
+
+}  // namespace
+
 Services::Services(ServicesOptions options) : options_(std::move(options)) {
   data_dir_ = dir_.File("var");
   config_path_ = dir_.File("config.yaml");
@@ -39,7 +57,7 @@ void Services::WriteConfig() {
       ingress_port_, "\"\n", "  writer: \"127.0.0.1:", writer_port_, "\"\n",
       "  internal_token: \"${MLC_INGRESS_TOKEN}\"\n"
       "  max_body_bytes: ",
-      options_.max_body_bytes, "\n",
+      options_.max_body_bytes, "\n", TlsClientYaml("writer_tls", options_.ingress_writer_tls),
       "writer:\n"
       "  listen: \"127.0.0.1:",
       writer_port_, "\"\n", "  metrics_listen: \"127.0.0.1:", metrics_port_, "\"\n",
@@ -50,7 +68,8 @@ void Services::WriteConfig() {
       "  sink: ",
       options_.sink, "\n", "  batch: { max_rows: ", options_.max_rows,
       ", max_delay_ms: ", options_.max_delay_ms, " }\n",
-      "  retry: { initial_ms: 50, max_ms: 2000, max_age_hours: 72 }\n"
+      "  retry: { initial_ms: 50, max_ms: 2000, max_age_hours: 72 }\n",
+      TlsServerYaml(options_.writer_tls),
       "connections:\n"
       "  - id: \"",
       options_.connection_id, "\"\n", "    freshbooks:\n");
@@ -151,8 +170,21 @@ std::string Services::redirect_uri() const {
 }
 
 int Services::RunCli(const std::vector<std::string>& args, std::string* output) const {
+  return RunCli(options_.cli_tls, args, output);
+}
+
+int Services::RunCli(const TlsClientConfig& tls, const std::vector<std::string>& args,
+                     std::string* output) const {
   std::vector<std::string> argv = {MLC_CLI_BIN, "--writer",
                                    absl::StrCat("127.0.0.1:", writer_port_)};
+  const std::pair<const char*, const std::string*> tls_flags[] = {
+      {"--tls-ca", &tls.ca_file},
+      {"--tls-cert", &tls.cert_file},
+      {"--tls-key", &tls.key_file},
+      {"--tls-server-name", &tls.server_name}};
+  for (const auto& [flag, value] : tls_flags) {
+    if (!value->empty()) argv.insert(argv.end(), {flag, *value});
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   const std::string log = dir_.File("cli.log");
   WriteFile(log, "");

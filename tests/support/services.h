@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/config.h"
 #include "common/webhook_signature.h"
 #include "tests/support/test_util.h"
 
@@ -43,6 +44,12 @@ struct ServicesOptions {
   std::vector<std::string> freshbooks_events;  // empty: all
   int sync_interval_minutes = 360;
   int freshbooks_requests_per_second = 0;  // 0: the default
+  // TLS (paths of PEM files; see tests/support/test_pki.h): writer.tls on the
+  // writer's gRPC listener, ingress.writer_tls for ingress, and the --tls-* flags
+  // RunCli passes to mlc. Empty (not enabled): plaintext.
+  TlsServerConfig writer_tls;
+  TlsClientConfig ingress_writer_tls;
+  TlsClientConfig cli_tls;
 };
 
 class Services {
@@ -92,6 +99,9 @@ class Services {
   // Runs `mlc <args>` against this writer with the admin token; returns the exit
   // status (as from waitpid) and puts stdout+stderr into *output.
   int RunCli(const std::vector<std::string>& args, std::string* output) const;
+  // The same with `tls` instead of options().cli_tls.
+  int RunCli(const TlsClientConfig& tls, const std::vector<std::string>& args,
+             std::string* output) const;
   // All rows of a query against a database in data_dir ("NULL" for NULLs).
   std::vector<std::vector<std::string>> QueryRows(const std::string& db,
                                                   const std::string& sql) const;

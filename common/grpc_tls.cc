@@ -1,0 +1,235 @@
+#include "common/grpc_tls.h"
+
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace mlc {
+namespace {
+
+// Certificates and keys are a few KiB; a bigger file is the wrong file.
+constexpr size_t kMaxPemBytes = 1 << 20;
+
+std::string Where(const std::string& setting, const std::string& path) {
+  return absl::StrCat(setting, " \"", path, "\"");
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& setting, const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError(absl::StrCat(setting, ": is empty"));
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Where(setting, path), ": cannot read: ", std::strerror(errno)));
+  }
+  std::string out;
+  char buf[8192];
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return absl::FailedPreconditionError(
+          absl::StrCat(Where(setting, path), ": cannot read: ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+    if (out.size() > kMaxPemBytes) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          Where(setting, path), ": is larger than 1 MiB; expected a PEM certificate or key"));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct X509Deleter {
+  void operator()(X509* x) const { X509_free(x); }
+};
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+};
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using X509Ptr = std::unique_ptr<X509, X509Deleter>;
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+
+BioPtr MemBio(const std::string& pem) {
+  return BioPtr(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+}
+
+// Never asks for a passphrase: an encrypted key fails to load.
+int NoPassphrase(char* /*buf*/, int /*size*/, int /*rwflag*/, void* /*u*/) { return -1; }
+
+// The first certificate of `pem`, and how many there are.
+X509Ptr FirstCertificate(const std::string& pem, int* count) {
+  *count = 0;
+  BioPtr bio = MemBio(pem);
+  X509Ptr first;
+  while (bio != nullptr) {
+    X509Ptr cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    if (cert == nullptr) break;
+    ++*count;
+    if (first == nullptr) first = std::move(cert);
+  }
+  ERR_clear_error();  // the read that ended the loop left an error behind
+  return first;
+}
+
+PkeyPtr PrivateKey(const std::string& pem) {
+  BioPtr bio = MemBio(pem);
+  if (bio == nullptr) return nullptr;
+  PkeyPtr key(PEM_read_bio_PrivateKey(bio.get(), nullptr, &NoPassphrase, nullptr));
+  ERR_clear_error();
+  return key;
+}
+
+absl::Status CheckPem(const std::string& setting, const std::string& path, const std::string& pem,
+                      PemKind kind) {
+  if (kind == PemKind::kCertificates) {
+    int count = 0;
+    if (FirstCertificate(pem, &count) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          Where(setting, path), ": holds no PEM certificate (\"-----BEGIN CERTIFICATE-----\")"));
+    }
+    return absl::OkStatus();
+  }
+  if (PrivateKey(pem) != nullptr) return absl::OkStatus();
+  if (absl::StrContains(pem, "ENCRYPTED")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(Where(setting, path),
+                     ": is an encrypted private key; give an unencrypted PEM key (gRPC cannot "
+                     "ask for a passphrase)"));
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      Where(setting, path), ": holds no PEM private key (\"-----BEGIN PRIVATE KEY-----\")"));
+}
+
+// Both PEMs were checked by ReadPemFile.
+absl::Status CheckKeyMatches(const std::string& cert_setting, const std::string& cert_path,
+                             const std::string& cert_pem, const std::string& key_setting,
+                             const std::string& key_path, const std::string& key_pem) {
+  int count = 0;
+  X509Ptr cert = FirstCertificate(cert_pem, &count);
+  PkeyPtr key = PrivateKey(key_pem);
+  if (cert == nullptr || key == nullptr) {
+    return absl::InternalError("certificate or key vanished between checks");
+  }
+  const bool match = X509_check_private_key(cert.get(), key.get()) == 1;
+  ERR_clear_error();
+  if (!match) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Where(key_setting, key_path), ": is not the private key of the certificate in ",
+        Where(cert_setting, cert_path), " (the first certificate of the file must be ",
+        "the one the key belongs to)"));
+  }
+  return absl::OkStatus();
+}
+
+struct KeyCertPair {
+  std::string cert_pem;
+  std::string key_pem;
+};
+
+absl::StatusOr<KeyCertPair> ReadKeyCertPair(const std::string& cert_setting,
+                                            const std::string& cert_path,
+                                            const std::string& key_setting,
+                                            const std::string& key_path) {
+  KeyCertPair p;
+  MLC_ASSIGN_OR_RETURN(p.cert_pem, ReadPemFile(cert_setting, cert_path, PemKind::kCertificates));
+  MLC_ASSIGN_OR_RETURN(p.key_pem, ReadPemFile(key_setting, key_path, PemKind::kPrivateKey));
+  MLC_RETURN_IF_ERROR(
+      CheckKeyMatches(cert_setting, cert_path, p.cert_pem, key_setting, key_path, p.key_pem));
+  return p;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& setting, const std::string& path,
+                                        PemKind kind) {
+  MLC_ASSIGN_OR_RETURN(std::string pem, ReadWholeFile(setting, path));
+  MLC_RETURN_IF_ERROR(CheckPem(setting, path, pem, kind));
+  return pem;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const TlsServerConfig& config, const std::string& key_prefix) {
+  if (!config.enabled()) return grpc::InsecureServerCredentials();
+  const std::string cert_setting = key_prefix + ".cert_file";
+  const std::string key_setting = key_prefix + ".key_file";
+  if (config.key_file.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(key_setting, ": is empty; TLS needs the private key of ", cert_setting));
+  }
+  MLC_ASSIGN_OR_RETURN(KeyCertPair pair, ReadKeyCertPair(cert_setting, config.cert_file,
+                                                         key_setting, config.key_file));
+  const bool mutual = !config.client_ca_file.empty();
+  grpc::SslServerCredentialsOptions options(
+      mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (mutual) {
+    MLC_ASSIGN_OR_RETURN(
+        options.pem_root_certs,
+        ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file, PemKind::kCertificates));
+  }
+  options.pem_key_cert_pairs.push_back({std::move(pair.key_pem), std::move(pair.cert_pem)});
+  return grpc::SslServerCredentials(options);
+}
+
+std::string DescribeServerTls(const TlsServerConfig& config) {
+  if (!config.enabled()) return "plaintext";
+  return config.client_ca_file.empty() ? "tls" : "mutual tls";
+}
+
+TlsClientSettings TlsClientSettings::ConfigKeys(const std::string& prefix) {
+  return {prefix + ".ca_file", prefix + ".cert_file", prefix + ".key_file"};
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const TlsClientConfig& config, const TlsClientSettings& settings,
+    grpc::ChannelArguments* args) {
+  if (!config.enabled()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions options;
+  MLC_ASSIGN_OR_RETURN(options.pem_root_certs,
+                       ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates));
+  if (!config.cert_file.empty() || !config.key_file.empty()) {
+    if (config.cert_file.empty() || config.key_file.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("a client certificate needs both ",
+                                                     settings.cert_file, " and ", settings.key_file,
+                                                     " (or neither)"));
+    }
+    MLC_ASSIGN_OR_RETURN(KeyCertPair pair, ReadKeyCertPair(settings.cert_file, config.cert_file,
+                                                           settings.key_file, config.key_file));
+    options.pem_cert_chain = std::move(pair.cert_pem);
+    options.pem_private_key = std::move(pair.key_pem);
+  }
+  if (!config.server_name.empty()) {
+    if (args == nullptr) {
+      return absl::InternalError("ChannelCredentials: a server_name needs channel arguments");
+    }
+    args->SetSslTargetNameOverride(config.server_name);
+  }
+  return grpc::SslCredentials(options);
+}
+
+std::string DescribeClientTls(const TlsClientConfig& config) {
+  if (!config.enabled()) return "plaintext";
+  return config.cert_file.empty() ? "tls" : "tls with client certificate";
+}
+
+}  // namespace mlc

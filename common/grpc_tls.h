@@ -1,0 +1,75 @@
+// TLS for the internal gRPC services (DESIGN.md §5: "both can run over TLS"): turns
+// the config's TlsServerConfig (writer.tls) and TlsClientConfig (ingress.writer_tls,
+// or mlc's --tls-* flags) into gRPC credentials.
+//
+// Contract: the PEM files are read once, when the credentials are made (at
+// startup), and checked before gRPC sees them: a file that cannot be read, that
+// holds no PEM certificate (or no unencrypted PEM private key), or a key that does
+// not belong to its certificate is an InvalidArgument/FailedPrecondition naming the
+// setting and the file, e.g. `writer.tls.cert_file "/x.pem": cannot read: No such
+// file or directory`, so a service refuses to start with a clear message instead of
+// failing every handshake later. Messages never contain key material. A config
+// that is not enabled() gives plaintext (insecure) credentials. Rotating
+// certificates needs a restart.
+//
+// Free functions without shared state; thread-safe.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "common/config.h"
+
+namespace mlc {
+
+enum class PemKind {
+  kCertificates,  // one or more "CERTIFICATE" blocks (a chain or a CA bundle)
+  kPrivateKey,    // one unencrypted private key
+};
+
+// Reads `path` and checks that it holds PEM of `kind`. `setting` names where the
+// path came from in errors ("writer.tls.cert_file", "--tls-ca").
+absl::StatusOr<std::string> ReadPemFile(const std::string& setting, const std::string& path,
+                                        PemKind kind);
+
+// The writer's listener: insecure when !config.enabled(); TLS with cert_file and
+// key_file; with client_ca_file, clients must present a certificate signed by that
+// CA (GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY). `key_prefix`
+// names the config block in errors.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const TlsServerConfig& config, const std::string& key_prefix = "writer.tls");
+
+// How a TlsServerConfig secures the listener, for the startup log: "plaintext",
+// "tls" or "mutual tls".
+std::string DescribeServerTls(const TlsServerConfig& config);
+
+// Where each file of a TlsClientConfig came from, for error messages.
+struct TlsClientSettings {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+
+  // "<prefix>.ca_file", "<prefix>.cert_file", "<prefix>.key_file".
+  static TlsClientSettings ConfigKeys(const std::string& prefix);
+};
+
+// A client channel: insecure when !config.enabled(); otherwise TLS trusting only
+// ca_file, presenting cert_file/key_file when set (for a writer that requires
+// mutual TLS). A server_name is set on `*args` as GRPC_SSL_TARGET_NAME_OVERRIDE_ARG
+// (the name checked against the server's certificate instead of the target's
+// host); `args` may be null only when server_name is empty.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const TlsClientConfig& config, const TlsClientSettings& settings, grpc::ChannelArguments* args);
+inline absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
+    const TlsClientConfig& config, const std::string& key_prefix, grpc::ChannelArguments* args) {
+  return ChannelCredentials(config, TlsClientSettings::ConfigKeys(key_prefix), args);
+}
+
+// How a TlsClientConfig secures a channel, for logs: "plaintext", "tls" or "tls with
+// client certificate".
+std::string DescribeClientTls(const TlsClientConfig& config);
+
+}  // namespace mlc

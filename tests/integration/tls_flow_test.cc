@@ -1,0 +1,217 @@
+// The writer's gRPC services over mutual TLS with the real binaries: ingress
+// presents its client certificate and webhooks land in the table; `mlc` works with
+// the right --tls-* flags and explains what is wrong without them; a writer whose
+// key file cannot be read refuses to start and says which key.
+#include <sys/wait.h>
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "tests/support/services.h"
+#include "tests/support/test_pki.h"
+#include "tests/support/test_util.h"
+
+namespace mlc::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Mutual TLS everywhere: the writer requires client certificates from the test
+// CA; ingress and mlc present one.
+ServicesOptions MutualTls(const TestPki& pki) {
+  ServicesOptions o;
+  o.writer_tls = {pki.server_cert, pki.server_key, pki.ca_cert};
+  o.ingress_writer_tls = {pki.ca_cert, pki.client_cert, pki.client_key, ""};
+  o.cli_tls = {pki.ca_cert, pki.client_cert, pki.client_key, ""};
+  return o;
+}
+
+int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+class TlsFlowTest : public ::testing::Test {
+ protected:
+  TempDir pki_dir_;
+  TestPki pki_ = MakeTestPki(pki_dir_.path());
+};
+
+TEST_F(TlsFlowTest, SignedWebhookReachesTheTableOverMutualTls) {
+  Services s(MutualTls(pki_));
+  s.StartAll();  // ingress is ready only once the writer answered it over TLS
+  EXPECT_THAT(s.WriterLog(), HasSubstr(R"("tls":"mutual tls")"));
+  EXPECT_THAT(s.IngressLog(), HasSubstr(R"("transport":"tls with client certificate")"));
+
+  Services::Answer a = s.Send(StandardEvent("invoice.create", "4242"));
+  ASSERT_EQ(a.status, 202) << a.body << s.IngressLog();
+  ASSERT_FALSE(a.delivery_id.empty());
+  ASSERT_TRUE(WaitFor([&] {
+    return s.Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" +
+                                     a.delivery_id + "'") == "written";
+  })) << s.WriterLog();
+  EXPECT_EQ(s.Query("lakehouse.db", "SELECT object_id FROM freshbooks_events WHERE delivery_id='" +
+                                        a.delivery_id + "'"),
+            "4242");
+  // No key material in either log.
+  const std::string key = ReadFile(pki_.server_key);
+  const std::string client_key = ReadFile(pki_.client_key);
+  EXPECT_THAT(s.WriterLog(), Not(HasSubstr("PRIVATE KEY")));
+  EXPECT_THAT(s.IngressLog(), Not(HasSubstr("PRIVATE KEY")));
+  EXPECT_THAT(s.WriterLog(), Not(HasSubstr(key.substr(30, 40))));
+  EXPECT_THAT(s.IngressLog(), Not(HasSubstr(client_key.substr(30, 40))));
+}
+
+TEST_F(TlsFlowTest, IngressWithoutAClientCertificateIsNotReady) {
+  ServicesOptions o = MutualTls(pki_);
+  o.ingress_writer_tls.cert_file.clear();
+  o.ingress_writer_tls.key_file.clear();
+  Services s(o);
+  s.StartWriter();
+  s.StartIngress();
+  // Both are up (their HTTP endpoints answer), but the writer refuses ingress's
+  // handshakes: ingress is not ready and answers webhooks 503 (FreshBooks retries).
+  int status = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    s.HttpGet(s.metrics_port(), "/readyz", &status);
+    return status == 200;
+  })) << s.WriterLog();
+  std::string body;
+  ASSERT_TRUE(WaitFor([&] {
+    body = s.HttpGet(s.ingress_port(), "/readyz", &status);
+    return status != 0;
+  })) << s.IngressLog();
+  EXPECT_EQ(status, 503) << body;
+  EXPECT_EQ(s.Send(StandardEvent("invoice.create", "1")).status, 503) << s.IngressLog();
+  EXPECT_EQ(s.Query("journal.db", "SELECT COUNT(*) FROM deliveries"), "0");
+}
+
+TEST_F(TlsFlowTest, MlcNeedsTheRightFlagsAndSaysWhichAreMissing) {
+  Services s(MutualTls(pki_));
+  s.StartAll();
+  std::string out;
+
+  // The right CA and client certificate.
+  int status = s.RunCli({"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 0) << out;
+  EXPECT_THAT(out, HasSubstr("acme"));
+
+  // No client certificate.
+  status = s.RunCli(TlsClientConfig{pki_.ca_cert, "", "", ""}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr("certificate rejected: the writer at 127.0.0.1:"));
+  EXPECT_THAT(out, HasSubstr("requires a client certificate (--tls-cert/--tls-key"));
+
+  // A client certificate from another CA.
+  status =
+      s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.other_client_cert, pki_.other_client_key, ""},
+               {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("did not accept the client certificate in --tls-cert \"",
+                                          pki_.other_client_cert, "\"")));
+
+  // Plaintext at a TLS writer.
+  status = s.RunCli(TlsClientConfig{}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr("the writer speaks TLS? pass --tls-ca FILE"));
+
+  // A CA that did not sign the writer's certificate.
+  status = s.RunCli(TlsClientConfig{pki_.other_ca_cert, pki_.client_cert, pki_.client_key, ""},
+                    {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("is not signed by the CA in --tls-ca \"",
+                                          pki_.other_ca_cert, "\"")));
+
+  // A name the writer's certificate does not carry; and one it does.
+  status = s.RunCli(
+      TlsClientConfig{pki_.ca_cert, pki_.client_cert, pki_.client_key, "writer.example.com"},
+      {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr("the writer's certificate is not for \"writer.example.com\"; pass "
+                             "--tls-server-name NAME"));
+  status = s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.client_cert, pki_.client_key, "localhost"},
+                    {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 0) << out;
+
+  // Files that cannot be used, and half a client certificate, are usage errors.
+  status = s.RunCli(TlsClientConfig{pki_dir_.File("nope.pem"), "", "", ""}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 2) << out;
+  EXPECT_THAT(out, HasSubstr(absl::StrCat("--tls-ca \"", pki_dir_.File("nope.pem"),
+                                          "\": cannot read: No such file or directory")));
+  status = s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.client_cert, "", ""}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 2) << out;
+  EXPECT_THAT(out, HasSubstr("--tls-cert needs --tls-key too"));
+}
+
+TEST_F(TlsFlowTest, MlcWithTlsAtAPlaintextWriterSaysSo) {
+  Services s;  // plaintext
+  s.StartWriter();
+  ASSERT_TRUE(WaitFor([&] {
+    int status = 0;
+    s.HttpGet(s.metrics_port(), "/readyz", &status);
+    return status == 200;
+  })) << s.WriterLog();
+  EXPECT_THAT(s.WriterLog(), HasSubstr(R"("tls":"plaintext")"));
+  std::string out;
+  int status = s.RunCli(TlsClientConfig{pki_.ca_cert, "", "", ""}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr("does not speak TLS (its writer.tls is not set): drop --tls-ca"));
+  status = s.RunCli({"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 0) << out;
+}
+
+TEST_F(TlsFlowTest, MlcTakesTlsSettingsFromTheEnvironment) {
+  Services s(MutualTls(pki_));
+  s.StartAll();
+  const std::string log = pki_dir_.File("mlc-env.log");
+  Process p({MLC_CLI_BIN, "--writer", absl::StrCat("127.0.0.1:", s.writer_port()), "connections"},
+            {{"MLC_ADMIN_TOKEN", s.options().admin_token},
+             {"MLC_TLS_CA", pki_.ca_cert},
+             {"MLC_TLS_CERT", pki_.client_cert},
+             {"MLC_TLS_KEY", pki_.client_key},
+             {"MLC_TLS_SERVER_NAME", "localhost"}},
+            log);
+  EXPECT_EQ(ExitCode(p.Wait(std::chrono::seconds(60))), 0) << ReadFile(log);
+  EXPECT_THAT(ReadFile(log), HasSubstr("acme"));
+
+  // A variable names itself in errors.
+  const std::string log2 = pki_dir_.File("mlc-env2.log");
+  Process q({MLC_CLI_BIN, "--writer", absl::StrCat("127.0.0.1:", s.writer_port()), "connections"},
+            {{"MLC_ADMIN_TOKEN", s.options().admin_token},
+             {"MLC_TLS_CA", pki_.ca_cert},
+             {"MLC_TLS_CERT", pki_.client_cert},
+             {"MLC_TLS_KEY", pki_dir_.File("missing-key.pem")}},
+            log2);
+  EXPECT_EQ(ExitCode(q.Wait(std::chrono::seconds(60))), 2) << ReadFile(log2);
+  EXPECT_THAT(ReadFile(log2),
+              HasSubstr(absl::StrCat("$MLC_TLS_KEY \"", pki_dir_.File("missing-key.pem"),
+                                     "\": cannot read")));
+}
+
+TEST_F(TlsFlowTest, WriterWithAnUnreadableKeyFileRefusesToStart) {
+  ServicesOptions o = MutualTls(pki_);
+  o.writer_tls.key_file = pki_dir_.File("missing-key.pem");
+  Services s(o);
+  s.StartWriter();
+  const int status = s.WaitWriter();
+  EXPECT_NE(ExitCode(status), 0) << s.WriterLog();
+  EXPECT_THAT(s.WriterLog(),
+              HasSubstr(absl::StrCat("writer.tls.key_file \\\"", pki_dir_.File("missing-key.pem"),
+                                     "\\\": cannot read: No such file or directory")));
+}
+
+TEST_F(TlsFlowTest, IngressWithAnUnreadableCaFileRefusesToStart) {
+  ServicesOptions o = MutualTls(pki_);
+  o.ingress_writer_tls.ca_file = pki_dir_.File("missing-ca.pem");
+  Services s(o);
+  s.StartIngress();
+  ASSERT_NE(s.ingress(), nullptr);
+  EXPECT_NE(ExitCode(s.ingress()->Wait()), 0) << s.IngressLog();
+  EXPECT_THAT(s.IngressLog(),
+              HasSubstr(absl::StrCat("ingress.writer_tls.ca_file \\\"",
+                                     pki_dir_.File("missing-ca.pem"), "\\\": cannot read")));
+}
+
+}  // namespace
+}  // namespace mlc::testing
