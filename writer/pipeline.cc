@@ -17,6 +17,12 @@ constexpr absl::Duration kMaxIdleWait = absl::Seconds(1);
 // How often events of a connection awaiting (re-)authorization are looked at.
 constexpr absl::Duration kAuthorizationWait = absl::Seconds(15);
 
+// The retry budget (retry.max_age_hours) runs from arrival, or from the latest
+// replay: an operator who replays an old delivery gives it a fresh budget.
+absl::Time RetryBudgetStart(const Delivery& d) {
+  return d.replayed_at.has_value() ? std::max(d.received_at, *d.replayed_at) : d.received_at;
+}
+
 }  // namespace
 
 Pipeline::Pipeline(Journal* journal, Sink* sink, Hydrator* hydrator, Clock* clock,
@@ -263,7 +269,7 @@ void Pipeline::Fail(const std::vector<Delivery>& batch, const absl::Status& stat
       a.outcome = "wait";
       retries.emplace_back(d.delivery_id, now + kAuthorizationWait);
       retry_attempts.push_back(std::move(a));
-    } else if (transient && now - d.received_at < max_age) {
+    } else if (transient && now - RetryBudgetStart(d) < max_age) {
       a.outcome = "retry";
       retries.emplace_back(d.delivery_id, now + FullJitterDelay(backoff_, d.attempts, gen_));
       retry_attempts.push_back(std::move(a));

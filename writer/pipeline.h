@@ -3,7 +3,10 @@
 // batch.max_delay_ms), hydrate, map to rows, upsert, and mark them written - every
 // step recorded as an attempt in the audit trail. Failures retry with exponential
 // backoff and full jitter; a permanent failure, or one older than
-// retry.max_age_hours, makes the delivery dead (kept and replayable).
+// retry.max_age_hours, makes the delivery dead (kept and replayable). The age
+// counts from the later of received_at and the latest replay, so a replayed old
+// delivery gets a fresh retry budget. Whoever replays calls Notify() so the
+// replayed deliveries are picked up at once.
 //
 // Entity rows (from hydration) are written per table before the events rows; a
 // table that fails (say, a type conflict) fails only the deliveries that had rows

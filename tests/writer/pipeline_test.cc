@@ -31,6 +31,7 @@
 #include "common/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/test_deliveries.h"
 #include "tests/support/test_util.h"
 #include "writer/freshbooks_entities.h"
 #include "writer/hydrator.h"
@@ -190,21 +191,7 @@ class ScriptedHydrator final : public Hydrator {
 };
 
 Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
-  Delivery d;
-  d.delivery_id = id;
-  d.connection_id = "acme";
-  d.kind = "event";
-  d.event_type = "invoice.update";
-  d.object_type = "invoice";
-  d.object_id = absl::StrCat("obj-", id);
-  d.account_id = "6BApk";
-  d.business_id = "77";
-  d.identity_id = "88";
-  d.user_id = "99";
-  d.received_at = received_at;
-  d.payload = R"([["name","invoice.update"]])";
-  d.available_at = absl::InfinitePast();  // as the ingest service does
-  return d;
+  return testing::TestDelivery(id, received_at);
 }
 
 std::vector<std::string> Ids(const std::vector<Delivery>& ds) {
@@ -452,6 +439,60 @@ TEST_F(PipelineTest, TransientFailurePastMaxAgeMakesDeliveriesDead) {
   EXPECT_EQ(young.status, DeliveryStatus::kPending);
   EXPECT_EQ(young.attempts, 1);
   EXPECT_EQ(MustAttempts("young").back().outcome, "retry");
+}
+
+TEST_F(PipelineTest, AReplayedOldDeliveryGetsAFreshRetryBudget) {
+  OpenJournal(&clock_);
+  MakePipeline(&clock_, Batch(100, 1000), Retry(1000, 60000, /*max_age_hours=*/72));
+  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("old", clock_.Now() - absl::Hours(100))).ok());
+  sink_.FailNext(1);
+  EXPECT_EQ(pipeline_->ProcessBatch(Due(clock_.Now())), 0);
+  ASSERT_EQ(MustGet("old").status, DeliveryStatus::kDead);
+
+  // The operator replays it: the budget now runs from the replay, not from its
+  // arrival 100 hours ago, so a transient failure is retried again.
+  ReplayRequest replay;
+  replay.delivery_ids = {"old"};
+  ASSERT_TRUE(journal_->Replay(replay).ok());
+  clock_.Advance(absl::Hours(71));
+  sink_.FailNext(1);
+  EXPECT_EQ(pipeline_->ProcessBatch(Due(clock_.Now())), 0);
+  Delivery d = MustGet("old");
+  EXPECT_EQ(d.status, DeliveryStatus::kPending);
+  EXPECT_EQ(d.attempts, 1);
+  EXPECT_EQ(MustAttempts("old").back().outcome, "retry");
+
+  // ...until that budget is spent too.
+  clock_.Advance(absl::Hours(2));
+  sink_.FailNext(1);
+  EXPECT_EQ(pipeline_->ProcessBatch(Due(clock_.Now())), 0);
+  d = MustGet("old");
+  EXPECT_EQ(d.status, DeliveryStatus::kDead);
+  EXPECT_THAT(d.last_error, HasSubstr("72h"));
+}
+
+TEST_F(PipelineTest, AReplayedDeadLetterIsWrittenByTheRunningPipeline) {
+  OpenJournal(RealClock::Get());
+  MakePipeline(RealClock::Get(), Batch(1, 60000), Retry(1000, 60000));
+  sink_.FailPermanently("column amount: type conflict");
+  pipeline_->Start();
+  AppendN(1, absl::Now());
+  ASSERT_TRUE(testing::WaitFor([&] { return Count(DeliveryStatus::kDead) == 1; }));
+
+  sink_.FailPermanently("");
+  ReplayRequest replay;
+  replay.filter.statuses = {DeliveryStatus::kDead};
+  auto r = journal_->Replay(replay);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->replayed, 1);
+  pipeline_->Notify(static_cast<int>(r->replayed));
+  ASSERT_TRUE(testing::WaitFor([&] { return Count(DeliveryStatus::kWritten) == 1; },
+                               std::chrono::seconds(5)));
+  EXPECT_EQ(sink_.writes()["d-0"], 1);
+  const std::vector<Attempt> audit = MustAttempts("d-0");
+  std::vector<std::string> stages;
+  for (const Attempt& a : audit) stages.push_back(a.stage + ":" + a.outcome);
+  EXPECT_THAT(stages, ElementsAre("journal:ok", "write:dead", "replay:ok", "write:ok"));
 }
 
 TEST_F(PipelineTest, HydrationFailuresOnlyAffectTheirDelivery) {
