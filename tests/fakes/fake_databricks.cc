@@ -188,6 +188,24 @@ void FakeDatabricks::SetTableProvider(TableProvider provider) {
   table_provider_ = std::move(provider);
 }
 
+void FakeDatabricks::SetSecurableProvider(SecurableProvider provider) {
+  absl::MutexLock lock(&mu_);
+  securable_provider_ = std::move(provider);
+}
+
+void FakeDatabricks::SetOwner(const std::string& type, const std::string& full_name,
+                              const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  owners_[{absl::AsciiStrToLower(type), absl::AsciiStrToLower(full_name)}] = owner;
+}
+
+void FakeDatabricks::SetGrants(const std::string& principal, const std::string& type,
+                               const std::string& full_name, std::vector<std::string> privileges) {
+  absl::MutexLock lock(&mu_);
+  grants_[principal][{absl::AsciiStrToLower(type), absl::AsciiStrToLower(full_name)}] =
+      std::move(privileges);
+}
+
 void FakeDatabricks::SetExecutor(Executor executor) {
   ContextExecutor wrapped;
   if (executor) {
@@ -320,6 +338,17 @@ void FakeDatabricks::Route() {
     res.status = 200;
     res.set_content(*table, kJson);
   });
+  server_.Get("/api/2\\.1/unity-catalog/catalogs/([^/]+)",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                HandleSecurable(Endpoint::kCatalog, req, res);
+              });
+  server_.Get("/api/2\\.1/unity-catalog/schemas/([^/]+)",
+              [this](const httplib::Request& req, httplib::Response& res) {
+                HandleSecurable(Endpoint::kSchema, req, res);
+              });
+  server_.Get(
+      "/api/2\\.1/unity-catalog/effective-permissions/([^/]+)/([^/]+)",
+      [this](const httplib::Request& req, httplib::Response& res) { HandlePermissions(req, res); });
   server_.Post(
       "/api/2\\.0/sql/statements/([^/]+)/cancel",
       [this](const httplib::Request& req, httplib::Response& res) { HandleCancel(req, res); });
@@ -722,6 +751,123 @@ void FakeDatabricks::HandleCancel(const httplib::Request& req, httplib::Response
     ++canceled_;
   }
   Reply(res, 200, json::object());
+}
+
+bool FakeDatabricks::SecurableExists(const std::string& type, const std::string& full_name,
+                                     httplib::Response& res) {
+  const std::vector<std::string> parts = absl::StrSplit(full_name, '.');
+  const size_t want = type == "catalog" ? 1 : type == "schema" ? 2 : type == "table" ? 3 : 0;
+  if (want == 0) {
+    ApiError(res, 400, "INVALID_PARAMETER_VALUE",
+             absl::StrCat("Unsupported securable type '", type, "'."));
+    return false;
+  }
+  if (parts.size() != want) {
+    ApiError(res, 400, "INVALID_PARAMETER_VALUE",
+             absl::StrCat("Invalid ", type, " name '", full_name, "'."));
+    return false;
+  }
+  SecurableProvider provider;
+  {
+    absl::MutexLock lock(&mu_);
+    provider = securable_provider_;
+  }
+  if (provider && !provider("catalog", parts[0])) {
+    ApiError(res, 404, "CATALOG_DOES_NOT_EXIST",
+             absl::StrCat("Catalog '", parts[0], "' does not exist."));
+    return false;
+  }
+  if (want == 1) return true;
+  const std::string schema = absl::StrCat(parts[0], ".", parts[1]);
+  if (provider && !provider("schema", schema)) {
+    ApiError(res, 404, "SCHEMA_DOES_NOT_EXIST",
+             absl::StrCat("Schema '", schema, "' does not exist."));
+    return false;
+  }
+  if (want == 2) return true;
+  if (!table_provider_ || !table_provider_(full_name).has_value()) {
+    ApiError(res, 404, "TABLE_DOES_NOT_EXIST",
+             absl::StrCat("Table '", full_name, "' does not exist."));
+    return false;
+  }
+  return true;
+}
+
+void FakeDatabricks::HandleSecurable(Endpoint endpoint, const httplib::Request& req,
+                                     httplib::Response& res) {
+  if (!Admit(endpoint, req, res)) return;
+  const std::string type = endpoint == Endpoint::kCatalog ? "catalog" : "schema";
+  const std::string full_name = absl::AsciiStrToLower(std::string(req.matches[1]));
+  if (!SecurableExists(type, full_name, res)) return;
+  std::string owner = kDefaultOwner;
+  {
+    absl::MutexLock lock(&mu_);
+    const auto it = owners_.find({type, full_name});
+    if (it != owners_.end()) owner = it->second;
+  }
+  if (endpoint == Endpoint::kCatalog) {
+    return Reply(res, 200,
+                 json{{"name", full_name},
+                      {"full_name", full_name},
+                      {"owner", owner},
+                      {"catalog_type", "MANAGED_CATALOG"}});
+  }
+  const size_t dot = full_name.find('.');
+  Reply(res, 200,
+        json{{"name", full_name.substr(dot + 1)},
+             {"catalog_name", full_name.substr(0, dot)},
+             {"full_name", full_name},
+             {"owner", owner}});
+}
+
+void FakeDatabricks::HandlePermissions(const httplib::Request& req, httplib::Response& res) {
+  if (!Admit(Endpoint::kPermissions, req, res)) return;
+  const std::string type = absl::AsciiStrToLower(std::string(req.matches[1]));
+  const std::string full_name = absl::AsciiStrToLower(std::string(req.matches[2]));
+  if (!SecurableExists(type, full_name, res)) return;
+  // The securable and the parents it inherits from: catalog, schema, table.
+  const std::vector<std::string> parts = absl::StrSplit(full_name, '.');
+  std::vector<std::pair<std::string, std::string>> chain = {{"catalog", parts[0]}};
+  if (parts.size() >= 2) chain.emplace_back("schema", absl::StrCat(parts[0], ".", parts[1]));
+  if (parts.size() >= 3) chain.emplace_back("table", full_name);
+  const auto privilege = [&](const std::string& name, const std::string& from_type,
+                             const std::string& from_name) {
+    json p = {{"privilege", name}};
+    if (from_type != type || from_name != full_name) {
+      p["inherited_from_type"] = absl::AsciiStrToUpper(from_type);
+      p["inherited_from_name"] = from_name;
+    }
+    return p;
+  };
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> principals;
+  if (req.has_param("principal")) {
+    principals.push_back(req.get_param_value("principal"));
+  } else {
+    for (const auto& [p, grants] : grants_) principals.push_back(p);
+    if (grants_.count(options_.client_id) == 0) principals.push_back(options_.client_id);
+  }
+  json assignments = json::array();
+  for (const std::string& principal : principals) {
+    json privileges = json::array();
+    const auto g = grants_.find(principal);
+    if (g == grants_.end()) {
+      if (principal == options_.client_id) {
+        privileges.push_back(privilege("ALL_PRIVILEGES", "catalog", parts[0]));
+      }
+    } else {
+      for (const auto& securable : chain) {
+        const auto it = g->second.find(securable);
+        if (it == g->second.end()) continue;
+        for (const std::string& p : it->second) {
+          privileges.push_back(privilege(p, securable.first, securable.second));
+        }
+      }
+    }
+    if (privileges.empty()) continue;
+    assignments.push_back({{"principal", principal}, {"privileges", std::move(privileges)}});
+  }
+  Reply(res, 200, json{{"privilege_assignments", std::move(assignments)}});
 }
 
 void FakeDatabricks::DropConnection(const httplib::Request& req) {

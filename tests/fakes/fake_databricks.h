@@ -6,6 +6,21 @@
 //   GET  /api/2.0/sql/statements/{id}             status / result
 //   GET  /api/2.0/sql/statements/{id}/result/chunks/{n}
 //   POST /api/2.0/sql/statements/{id}/cancel
+//   GET  /api/2.1/unity-catalog/tables/{full_name}  (TableProvider)
+//   GET  /api/2.1/unity-catalog/catalogs/{name}, /schemas/{catalog.schema}
+//   GET  /api/2.1/unity-catalog/effective-permissions/{catalog|schema|table}/{full_name}
+//        [?principal=P]
+//
+// Unity Catalog grants (DATABRICKS.md §3): effective permissions answer
+// {"privilege_assignments":[{"principal","privileges":[{"privilege",
+// "inherited_from_type","inherited_from_name"}]}]} - a securable's own grants plus
+// those its catalog (and schema, for a table) convey, the inherited ones naming
+// their source. Only principals holding something are listed. An unknown
+// catalog, schema or table is 404 CATALOG_DOES_NOT_EXIST / SCHEMA_DOES_NOT_EXIST /
+// TABLE_DOES_NOT_EXIST. Grants are what SetGrants set, except that the service
+// principal (Options::client_id) holds ALL_PRIVILEGES on every catalog until
+// SetGrants is called for it, so tests that do not care need no set-up. Grants
+// are reported, not enforced: statements run whatever the grants.
 //
 // SQL itself is not interpreted here: each statement is handed to a pluggable
 // Executor (a lambda in unit tests, the fake SQL engine elsewhere; a
@@ -48,6 +63,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -95,7 +111,17 @@ class FakeDatabricks {
   // The SQLSTATE Databricks reports for a bracketed error class ("" if unknown).
   static std::string SqlStateForErrorClass(const std::string& error_class);
 
-  enum class Endpoint { kToken, kExecute, kGetStatement, kGetChunk, kCancel, kTable };
+  enum class Endpoint {
+    kToken,
+    kExecute,
+    kGetStatement,
+    kGetChunk,
+    kCancel,
+    kTable,
+    kCatalog,      // GET /api/2.1/unity-catalog/catalogs/{name}
+    kSchema,       // GET /api/2.1/unity-catalog/schemas/{full_name}
+    kPermissions,  // GET /api/2.1/unity-catalog/effective-permissions/...
+  };
   // Which requests a fault applies to.
   enum class Scope { kApi, kToken, kExecute, kGetStatement, kCancel, kAll };
 
@@ -124,6 +150,25 @@ class FakeDatabricks {
   // provider every table is missing.
   using TableProvider = std::function<std::optional<std::string>(const std::string& full_name)>;
   void SetTableProvider(TableProvider provider);
+
+  // Unity Catalog catalogs and schemas: whether `full_name` ("finance", or
+  // "finance.freshbooks") of `type` ("catalog" or "schema") exists. Without a
+  // provider every catalog and schema exists. Thread-safe; called without the
+  // fake's lock held.
+  using SecurableProvider =
+      std::function<bool(const std::string& type, const std::string& full_name)>;
+  void SetSecurableProvider(SecurableProvider provider);
+  // The `owner` the catalog and schema GETs report (kDefaultOwner unless set).
+  static constexpr char kDefaultOwner[] = "fake-metastore-admins";
+  void SetOwner(const std::string& type, const std::string& full_name, const std::string& owner);
+  // Replaces what `principal` holds on one securable (`type` "catalog", "schema" or
+  // "table"; names are case-insensitive) with `privileges`, Unity Catalog names
+  // such as USE_CATALOG, CREATE_SCHEMA, USE_SCHEMA, CREATE_TABLE, SELECT, MODIFY,
+  // ALL_PRIVILEGES (an empty list revokes everything there). From the first call
+  // for a principal on, it holds exactly what was granted to it (see the file
+  // comment for the service principal's default).
+  void SetGrants(const std::string& principal, const std::string& type,
+                 const std::string& full_name, std::vector<std::string> privileges);
 
   // By default every statement succeeds with no rows.
   void SetExecutor(Executor executor);
@@ -198,6 +243,11 @@ class FakeDatabricks {
   void HandleGet(const httplib::Request& req, httplib::Response& res);
   void HandleChunk(const httplib::Request& req, httplib::Response& res);
   void HandleCancel(const httplib::Request& req, httplib::Response& res);
+  void HandleSecurable(Endpoint endpoint, const httplib::Request& req, httplib::Response& res);
+  void HandlePermissions(const httplib::Request& req, httplib::Response& res);
+  // Answers 404 (and returns false) unless the securable and its parents exist.
+  bool SecurableExists(const std::string& type, const std::string& full_name,
+                       httplib::Response& res);
   // Executes `id` if it is due and not yet executed; true if this call executed it.
   bool RunIfDue(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   std::string StatementJson(const Record& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -233,6 +283,13 @@ class FakeDatabricks {
   int canceled_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::string> execute_bodies_ ABSL_GUARDED_BY(mu_);
+
+  SecurableProvider securable_provider_ ABSL_GUARDED_BY(mu_);
+  // (type, lowercase full name) -> owner
+  std::map<std::pair<std::string, std::string>, std::string> owners_ ABSL_GUARDED_BY(mu_);
+  // principal -> (type, lowercase full name) -> privileges
+  std::map<std::string, std::map<std::pair<std::string, std::string>, std::vector<std::string>>>
+      grants_ ABSL_GUARDED_BY(mu_);
 
   absl::Mutex exec_mu_;           // serialises Executor calls
   TableProvider table_provider_;  // set before Start()

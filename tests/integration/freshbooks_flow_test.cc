@@ -4,9 +4,11 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "tests/fakes/freshbooks_samples.h"
 #include "tests/support/databricks_world.h"
@@ -328,6 +330,15 @@ TEST(FreshBooksFlowTest, TheSameTypedTablesLandInDatabricks) {
   for (const writer::TableSpec* t : writer::AllEntityTables()) {
     EXPECT_TRUE(dbx.engine().TableInfo("finance.freshbooks." + t->name).has_value()) << t->name;
   }
+  // `mlc check` pings both real systems (here: the fakes) with the stored credentials.
+  std::string out;
+  const int st = w.services().RunCli({"check", "--connection", "acme"}, &out);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  for (const char* step : {"access token (/users/me)", "scopes", "oauth token", "warehouse",
+                           "schema finance.freshbooks", "table freshbooks_invoices"}) {
+    EXPECT_TRUE(absl::StrContains(out, step)) << step << "\n" << out;
+  }
+  EXPECT_FALSE(absl::StrContains(out, "failed")) << out;
 }
 
 }  // namespace
