@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli/admin_client.h"
+#include "cli/delivery_filter.h"
 #include "cli/flags.h"
 #include "cli/send_webhook.h"
 #include "cli/table.h"
@@ -26,8 +27,17 @@ namespace {
 using mlconnector::v1::Admin;
 
 constexpr char kExitStatusText[] =
-    "Exit status: 0 ok; 1 the call failed, a callback is still pending or an entity\n"
-    "failed to sync; 2 usage error (including a missing admin token).\n";
+    "Exit status: 0 ok; 1 the call failed, a callback is still pending, an entity\n"
+    "failed to sync, a check step failed or a requested delivery was not found;\n"
+    "2 usage error (including a missing admin token).\n";
+
+// `mlc deliveries`: one page by default; --all follows pages up to this many.
+constexpr int64_t kDefaultDeliveries = 50;
+constexpr int64_t kDefaultAllDeliveries = 10000;
+constexpr int64_t kMaxAllDeliveries = 1000000;
+constexpr int64_t kMaxPageSize = 1000;  // the writer's cap (admin.proto)
+constexpr int64_t kMaxReplayLimit = 100000;
+constexpr int64_t kDefaultDeadShown = 20;
 
 const std::vector<FlagSpec>& GlobalFlags() {
   static const std::vector<FlagSpec> flags = {
@@ -36,8 +46,18 @@ const std::vector<FlagSpec>& GlobalFlags() {
                     ")")},
       {"admin-token-file", "FILE",
        absl::StrCat("file holding the admin token (default $", kAdminTokenEnv, ")")},
+      {"tls-ca", "FILE",
+       absl::StrCat("CA (PEM) that signed the writer's certificate; turns TLS on (default $",
+                    kTlsCaEnv, ")")},
+      {"tls-cert", "FILE",
+       absl::StrCat("client certificate (PEM) for mutual TLS (default $", kTlsCertEnv, ")")},
+      {"tls-key", "FILE", absl::StrCat("its private key (PEM) (default $", kTlsKeyEnv, ")")},
+      {"tls-server-name", "NAME",
+       absl::StrCat("name in the writer's certificate if not the --writer host (default $",
+                    kTlsServerNameEnv, ")")},
       {"json", "", "print the answer as one JSON object (proto field names)"},
-      {"timeout", "SECONDS", "deadline (default 30; sync 600; register-webhooks 30 + --wait)"},
+      {"timeout", "SECONDS",
+       "deadline (default 30; sync 600; check, replay 120; register-webhooks 30 + --wait)"},
       {"help", "", "show usage"},
   };
   return flags;
@@ -64,6 +84,7 @@ struct Command {
   std::vector<FlagSpec> flags;
   absl::Duration default_timeout;
   int (*run)(Invocation&);
+  bool operands = false;  // takes positional arguments (named in the synopsis)
 };
 
 const std::vector<Command>& Commands();
@@ -110,6 +131,21 @@ class Invocation {
     return kExitFailure;
   }
 
+  // --NAME as a whole number in [min, max] into *value (unchanged when the flag is
+  // absent), or a usage error.
+  std::optional<int> IntFlag(const std::string& name, int64_t min, int64_t max,
+                             int64_t* value) const {
+    std::optional<std::string> v = flags_.Get(name);
+    if (!v.has_value()) return std::nullopt;
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(*v, &n) || n < min || n > max) {
+      return UsageError(absl::StrCat("--", name, " wants a whole number from ", min, " to ", max,
+                                     ", not \"", *v, "\""));
+    }
+    *value = n;
+    return std::nullopt;
+  }
+
   // The command's --connection value, or a usage error.
   std::optional<int> RequireConnection(std::string* id) const {
     std::optional<std::string> v = flags_.Get("connection");
@@ -133,7 +169,16 @@ class Invocation {
         err() << "mlc: " << token.status().message() << "\n";
         return kExitUsage;
       }
-      client_ = std::make_unique<AdminClient>(writer_, *std::move(token));
+      absl::StatusOr<AdminTls> tls = ResolveAdminTls(
+          [this](const std::string& flag) { return flags_.Get(flag); }, env_.getenv);
+      if (!tls.ok()) return UsageError(std::string(tls.status().message()));
+      absl::StatusOr<std::unique_ptr<AdminClient>> client =
+          AdminClient::Create(writer_, *std::move(token), *tls);
+      if (!client.ok()) {
+        err() << "mlc: " << client.status().message() << "\n";
+        return kExitUsage;
+      }
+      client_ = *std::move(client);
     }
     absl::Status s = client_->Call(name, method, request, response, timeout_);
     if (!s.ok()) return Fail(std::string(s.message()));
@@ -142,6 +187,15 @@ class Invocation {
 
   // Prints `response` as JSON with --json, else `human`.
   int Print(const google::protobuf::Message& response, const std::string& human) const {
+    return PrintJsonObject({{"", &response}}, human);
+  }
+
+  // Like Print, for an answer made of several responses: with --json one object
+  // with a member per response ({"stats": {...}, "recent": {...}}); an empty name
+  // (alone) prints that response itself.
+  int PrintJsonObject(
+      const std::vector<std::pair<std::string, const google::protobuf::Message*>>& parts,
+      const std::string& human) const {
     if (!json()) {
       out() << human;
       return kExitOk;
@@ -150,11 +204,20 @@ class Invocation {
     options.preserve_proto_field_names = true;
     // Scripts should not have to know proto3's "absent means zero" rule.
     options.always_print_primitive_fields = true;
-    std::string text;
-    if (auto s = google::protobuf::util::MessageToJsonString(response, &text, options); !s.ok()) {
-      return Fail(absl::StrCat("cannot render the answer as JSON: ", s.ToString()));
+    std::vector<std::string> members;
+    members.reserve(parts.size());
+    for (const auto& [name, message] : parts) {
+      std::string text;
+      if (auto s = google::protobuf::util::MessageToJsonString(*message, &text, options); !s.ok()) {
+        return Fail(absl::StrCat("cannot render the answer as JSON: ", s.ToString()));
+      }
+      members.push_back(name.empty() ? text : absl::StrCat("\"", name, "\":", text));
     }
-    out() << text << "\n";
+    if (parts.size() == 1 && parts[0].first.empty()) {
+      out() << members[0] << "\n";
+    } else {
+      out() << "{" << absl::StrJoin(members, ",") << "}\n";
+    }
     return kExitOk;
   }
 
@@ -257,6 +320,179 @@ int RunSync(Invocation& inv) {
                                ". Run the same command again to retry."));
 }
 
+// The filter flags as a DeliveryFilter, or the usage error's exit status.
+std::optional<int> FilterFromFlags(const Invocation& inv, mlconnector::v1::DeliveryFilter* filter) {
+  absl::StatusOr<mlconnector::v1::DeliveryFilter> f =
+      DeliveryFilterFromFlags(inv.flags(), inv.now());
+  if (!f.ok()) return inv.UsageError(std::string(f.status().message()));
+  *filter = *std::move(f);
+  return std::nullopt;
+}
+
+int RunDeliveries(Invocation& inv) {
+  mlconnector::v1::ListDeliveriesRequest request;
+  if (auto usage = FilterFromFlags(inv, request.mutable_filter())) return *usage;
+  const bool all = inv.flags().Has("all");
+  int64_t limit = all ? kDefaultAllDeliveries : kDefaultDeliveries;
+  if (auto usage = inv.IntFlag("limit", 1, kMaxAllDeliveries, &limit)) return *usage;
+  if (!all && limit > kMaxPageSize) {
+    return inv.UsageError(absl::StrCat("--limit above ", kMaxPageSize,
+                                       " needs --all (a page holds at most ", kMaxPageSize, ")"));
+  }
+  if (std::optional<std::string> token = inv.flags().Get("page-token"); token.has_value()) {
+    if (token->empty()) return inv.UsageError("--page-token needs the token a `more:` line shows");
+    request.set_page_token(*token);
+  }
+
+  mlconnector::v1::ListDeliveriesResponse response;
+  while (true) {
+    request.set_page_size(
+        static_cast<int32_t>(std::min(limit - response.deliveries_size(), kMaxPageSize)));
+    mlconnector::v1::ListDeliveriesResponse page;
+    if (auto failed =
+            inv.Call("ListDeliveries", &Admin::StubInterface::ListDeliveries, request, &page)) {
+      return *failed;
+    }
+    for (mlconnector::v1::Delivery& d : *page.mutable_deliveries()) {
+      *response.add_deliveries() = std::move(d);
+    }
+    response.set_next_page_token(page.next_page_token());
+    // An empty page with a token would never end; the writer does not send one.
+    if (!all || page.next_page_token().empty() || page.deliveries().empty() ||
+        response.deliveries_size() >= limit) {
+      break;
+    }
+    request.set_page_token(page.next_page_token());
+  }
+
+  std::vector<std::string> more = {"mlc", "deliveries"};
+  for (std::string& a : DeliveryFilterArgs(request.filter())) more.push_back(std::move(a));
+  if (inv.flags().Has("limit")) {
+    more.emplace_back("--limit");
+    more.push_back(absl::StrCat(limit));
+  }
+  if (all) more.emplace_back("--all");
+  return inv.Print(response, RenderDeliveries(response, inv.now(), absl::StrJoin(more, " ")));
+}
+
+int RunShow(Invocation& inv) {
+  const std::vector<std::string>& ids = inv.flags().positional();
+  if (ids.empty() || ids[0].empty()) {
+    return inv.UsageError("show needs a DELIVERY_ID (see: mlc deliveries)");
+  }
+  if (ids.size() > 1) return inv.UsageError("show takes one DELIVERY_ID");
+  mlconnector::v1::GetDeliveryRequest request;
+  request.set_delivery_id(ids[0]);
+  mlconnector::v1::GetDeliveryResponse response;
+  if (auto failed =
+          inv.Call("GetDelivery", &Admin::StubInterface::GetDelivery, request, &response)) {
+    return *failed;
+  }
+  return inv.Print(response, RenderDelivery(response, inv.now()));
+}
+
+int RunReplay(Invocation& inv) {
+  const std::vector<std::string>& ids = inv.flags().positional();
+  const bool by_filter = HasDeliveryFilterFlags(inv.flags());
+  if (ids.empty() && !by_filter) {
+    return inv.UsageError(
+        "replay needs DELIVERY_IDs or at least one filter flag (--connection, --event, --object,\n"
+        "  --status, --since, --until, --error), e.g. mlc replay --status dead --connection acme "
+        "--dry-run");
+  }
+  if (!ids.empty() && by_filter) {
+    return inv.UsageError("replay takes DELIVERY_IDs or filter flags, not both");
+  }
+  if (!ids.empty() && inv.flags().Has("limit")) {
+    return inv.UsageError("--limit applies to a filter, not to DELIVERY_IDs");
+  }
+  mlconnector::v1::ReplayRequest request;
+  for (const std::string& id : ids) {
+    if (id.empty()) return inv.UsageError("a DELIVERY_ID is empty");
+    request.add_delivery_ids(id);
+  }
+  if (by_filter) {
+    if (auto usage = FilterFromFlags(inv, request.mutable_filter())) return *usage;
+    int64_t limit = 0;  // the writer's default
+    if (auto usage = inv.IntFlag("limit", 1, kMaxReplayLimit, &limit)) return *usage;
+    request.set_limit(static_cast<int32_t>(limit));
+  }
+  request.set_dry_run(inv.flags().Has("dry-run"));
+  mlconnector::v1::ReplayResponse response;
+  if (auto failed = inv.Call("Replay", &Admin::StubInterface::Replay, request, &response)) {
+    return *failed;
+  }
+  const int printed = inv.Print(response, RenderReplay(response));
+  if (printed != kExitOk) return printed;
+  const auto& missing = response.not_found();
+  if (missing.empty()) return kExitOk;
+  return inv.Fail(absl::StrCat(missing.size(), " of ", ids.size(), " requested ",
+                               ids.size() == 1 ? "delivery was" : "deliveries were", " not found: ",
+                               absl::StrJoin(missing, ", "), " (see: mlc deliveries)"));
+}
+
+int RunDeadLetters(Invocation& inv) {
+  mlconnector::v1::GetStatsRequest request;
+  if (std::optional<std::string> c = inv.flags().Get("connection"); c.has_value()) {
+    if (c->empty()) return inv.UsageError("--connection needs ID (see: mlc connections)");
+    request.set_connection_id(*c);
+  }
+  int64_t shown = kDefaultDeadShown;
+  if (auto usage = inv.IntFlag("limit", 1, kMaxPageSize, &shown)) return *usage;
+  mlconnector::v1::GetStatsResponse stats;
+  if (auto failed = inv.Call("GetStats", &Admin::StubInterface::GetStats, request, &stats)) {
+    return *failed;
+  }
+  const bool any_dead =
+      std::any_of(stats.connections().begin(), stats.connections().end(),
+                  [](const auto& c) { return c.dead() > 0 || !c.dead_letters().empty(); });
+  mlconnector::v1::ListDeliveriesResponse recent;
+  if (any_dead) {
+    mlconnector::v1::ListDeliveriesRequest list;
+    list.mutable_filter()->set_connection_id(request.connection_id());
+    list.mutable_filter()->add_statuses("dead");
+    list.set_page_size(static_cast<int32_t>(shown));
+    if (auto failed =
+            inv.Call("ListDeliveries", &Admin::StubInterface::ListDeliveries, list, &recent)) {
+      return *failed;
+    }
+  }
+  return inv.PrintJsonObject({{"stats", &stats}, {"recent", &recent}},
+                             RenderDeadLetters(stats, recent, inv.now()));
+}
+
+int RunStats(Invocation& inv) {
+  mlconnector::v1::GetStatsRequest request;
+  if (std::optional<std::string> c = inv.flags().Get("connection"); c.has_value()) {
+    if (c->empty()) return inv.UsageError("--connection needs ID (see: mlc connections)");
+    request.set_connection_id(*c);
+  }
+  mlconnector::v1::GetStatsResponse response;
+  if (auto failed = inv.Call("GetStats", &Admin::StubInterface::GetStats, request, &response)) {
+    return *failed;
+  }
+  return inv.Print(response, RenderStats(response, inv.now()));
+}
+
+int RunCheck(Invocation& inv) {
+  mlconnector::v1::CheckConnectionRequest request;
+  if (auto usage = inv.RequireConnection(request.mutable_connection_id())) return *usage;
+  mlconnector::v1::CheckConnectionResponse response;
+  if (auto failed =
+          inv.Call("CheckConnection", &Admin::StubInterface::CheckConnection, request, &response)) {
+    return *failed;
+  }
+  const int printed = inv.Print(response, RenderCheck(response));
+  if (printed != kExitOk) return printed;
+  const auto failed = std::count_if(response.steps().begin(), response.steps().end(),
+                                    [](const auto& s) { return s.status() == "failed"; });
+  if (response.ok() && failed == 0) return kExitOk;
+  return inv.Fail(absl::StrCat(
+      "connection ", request.connection_id(),
+      " failed its check: ", failed == 1 ? "1 step" : absl::StrCat(failed, " steps"), " failed",
+      inv.json() ? "; see each failed step's fix" : "; the fixes are listed above"));
+}
+
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = {
       {"connections",
@@ -305,6 +541,84 @@ const std::vector<Command>& Commands() {
          true}},
        absl::Seconds(600),
        &RunSync},
+      {"deliveries", "[FILTER FLAGS] [--limit N] [--page-token T] [--all]",
+       "List journaled deliveries (webhooks and handshakes), newest first.",
+       "Lists the deliveries in the writer's journal, newest first: every webhook FreshBooks\n"
+       "sent and every handshake, with its status (pending, written, dead, handshake), its\n"
+       "failed attempts, when it was received and its last error. The filter flags\n"
+       "(--connection, --event, --object, --status, --since, --until, --error) combine\n"
+       "(AND); --since and --until take an age back from now (30m, 2h, 7d) or an RFC 3339\n"
+       "time. One page of --limit deliveries (default 50, at most 1000) is printed; when\n"
+       "there are more, the last line is the command for the next page. --all follows the\n"
+       "pages up to --limit (default then 10000). `mlc show DELIVERY_ID` shows one in full.",
+       [] {
+         std::vector<FlagSpec> flags = DeliveryFilterFlags();
+         flags.push_back({"limit", "N", "at most N deliveries (default 50; with --all 10000)"});
+         flags.push_back({"page-token", "T", "continue where a `more:` line says"});
+         flags.push_back({"all", "", "follow the pages up to --limit"});
+         return flags;
+       }(),
+       absl::Seconds(30), &RunDeliveries},
+      {"show",
+       "DELIVERY_ID",
+       "Show one delivery: its fields, its payload and every attempt.",
+       "Shows one delivery of the journal: its fields; the webhook's form fields as\n"
+       "received, one `name = value` line each (a handshake's verifier is never stored);\n"
+       "and every attempt of the audit trail, oldest first: stage (journal, hydrate,\n"
+       "write, replay), outcome, HTTP status, duration and error.",
+       {},
+       absl::Seconds(30),
+       &RunShow,
+       /*operands=*/true},
+      {"replay", "[DELIVERY_ID ...] [FILTER FLAGS] [--dry-run] [--limit N]",
+       "Make deliveries pending again (by ids or by filter), e.g. dead letters.",
+       "Makes deliveries pending again, their attempt count reset, so the pipeline\n"
+       "hydrates and writes them again; writes are idempotent, so a replay never\n"
+       "duplicates a row. Give delivery ids, or filter flags as for `mlc deliveries`\n"
+       "(one of them is required: a bare `mlc replay` is refused). A filter replays at\n"
+       "most --limit deliveries (default 1000, at most 100000). Handshakes are skipped.\n"
+       "Typical: fix the cause of a dead letter, run\n"
+       "`mlc replay --status dead --connection acme --dry-run`, then again without\n"
+       "--dry-run. Exit status 1 when a requested id is not found.",
+       [] {
+         std::vector<FlagSpec> flags = DeliveryFilterFlags();
+         flags.push_back({"dry-run", "", "report what would be replayed; change nothing"});
+         flags.push_back({"limit", "N", "at most N deliveries by filter (default 1000)"});
+         return flags;
+       }(),
+       absl::Seconds(120), &RunReplay,
+       /*operands=*/true},
+      {"dead-letters",
+       "[--connection ID] [--limit N]",
+       "Dead letters by reason, the newest of them, and how to replay them.",
+       "Lists the dead letters (deliveries that failed permanently or ran out of retries)\n"
+       "grouped by reason, then the newest of them, and ends with the command that\n"
+       "replays them once the cause is fixed.",
+       {{"connection", "ID", "only this connection's dead letters"},
+        {"limit", "N", "how many of the newest dead deliveries to list (default 20)"}},
+       absl::Seconds(30),
+       &RunDeadLetters},
+      {"stats",
+       "[--connection ID]",
+       "Journal and pipeline figures per connection; journal size and retention.",
+       "Shows per connection how many deliveries are pending (RETRYING: pending after a\n"
+       "failed attempt), written, dead, and handshakes; how long the oldest pending one\n"
+       "has waited; when the last was written; how many were received and written in the\n"
+       "last hour. Then the journal's size on disk, the audit retention and the last\n"
+       "compaction.",
+       {{"connection", "ID", "only this connection (default: all)"}},
+       absl::Seconds(30),
+       &RunStats},
+      {"check",
+       "--connection ID",
+       "Check a connection end to end with its stored credentials.",
+       "Checks the connection step by step with its stored credentials: the writer's own\n"
+       "state, FreshBooks (authorization, a real API call) and the sink (Databricks token,\n"
+       "warehouse and tables, or the SQLite lakehouse), and prints the fix of every step\n"
+       "that failed or warns. Exit status 1 when any step failed.",
+       {ConnectionFlag()},
+       absl::Seconds(120),
+       &RunCheck},
       {"send-webhook",
        "--url URL [--verifier-file FILE] [--dry-run] [--timeout SECONDS] [name=value ...]",
        "Sign a test webhook the way FreshBooks does and POST it to ingress.",
@@ -439,7 +753,7 @@ int RunMlc(const std::vector<std::string>& args, const CliEnv& env) {
     return CommandUsageError(env, *command, message);
   };
   if (!flags.ok()) return usage_error(std::string(flags.status().message()));
-  if (!flags->positional().empty()) {
+  if (!flags->positional().empty() && !command->operands) {
     return usage_error(absl::StrCat("unexpected argument \"", flags->positional()[0], "\""));
   }
 

@@ -1,9 +1,11 @@
 #include "cli/table.h"
 
 #include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace mlc::cli {
 namespace {
@@ -80,6 +82,47 @@ std::string FormatTime(absl::Time t, absl::Time now) {
   const std::string when = absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone());
   if (t <= now) return absl::StrCat(when, " (", FormatRoughDuration(now - t), " ago)");
   return absl::StrCat(when, " (in ", FormatRoughDuration(t - now), ")");
+}
+
+std::string FormatAgo(absl::Time t, absl::Time now) {
+  if (t <= now) return absl::StrCat(FormatRoughDuration(now - t), " ago");
+  return absl::StrCat("in ", FormatRoughDuration(t - now));
+}
+
+std::string FormatMillis(double ms) {
+  if (!(ms >= 0)) ms = 0;  // also NaN
+  if (ms < 10) return absl::StrFormat("%.1fms", ms);
+  if (ms < 1000) return absl::StrFormat("%.0fms", ms);
+  if (ms < 60000) return absl::StrFormat("%.1fs", ms / 1000);
+  const auto seconds = static_cast<int64_t>(ms / 1000);
+  return absl::StrFormat("%dm%02ds", seconds / 60, seconds % 60);
+}
+
+std::string FormatBytes(int64_t bytes) {
+  if (bytes < 1024) return absl::StrCat(bytes, " B");
+  static constexpr const char* kUnits[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes) / 1024;
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(kUnits)) {
+    v /= 1024;
+    ++unit;
+  }
+  return absl::StrFormat("%.1f %s", v, kUnits[unit]);
+}
+
+std::string Truncate(const std::string& text, size_t max_width) {
+  if (DisplayWidth(text) <= max_width) return text;
+  constexpr size_t kEllipsis = 3;  // "..."
+  const size_t keep = max_width > kEllipsis ? max_width - kEllipsis : 0;
+  size_t points = 0;
+  size_t end = 0;
+  for (; end < text.size(); ++end) {
+    if ((static_cast<unsigned char>(text[end]) & 0xC0) != 0x80) {
+      if (points == keep) break;
+      ++points;
+    }
+  }
+  return absl::StrCat(text.substr(0, end), "...");
 }
 
 std::string FormatUnixOrNever(int64_t unix_seconds, absl::Time now) {

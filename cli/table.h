@@ -1,6 +1,7 @@
 // Human-readable output for `mlc`: aligned text tables and times an operator can
-// read at a glance ("2026-11-26 12:00 UTC (3h ago)"). Pure functions and a value
-// type; no I/O. Not thread-safe (a Table is built and rendered by one thread).
+// read at a glance ("2026-11-26 12:00 UTC (3h ago)", "3m ago", "12.3 MiB"). Pure
+// functions and a value type; no I/O. Not thread-safe (a Table is built and rendered by one
+// thread).
 #pragma once
 
 #include <cstdint>
@@ -46,5 +47,18 @@ std::string FormatUnixOrNever(int64_t unix_seconds, absl::Time now);
 
 // "45s", "12m", "3h", "5d" — the coarsest unit that is at least 1, rounded down.
 std::string FormatRoughDuration(absl::Duration d);
+
+// "3m ago" / "in 15m"; relative to `now`.
+std::string FormatAgo(absl::Time t, absl::Time now);
+
+// A duration in milliseconds as measured: "0.4ms", "85ms", "1.2s", "2m05s".
+std::string FormatMillis(double ms);
+
+// "512 B", "1.5 KiB", "12.3 MiB", "2.0 GiB" (powers of 1024).
+std::string FormatBytes(int64_t bytes);
+
+// `text` cut to at most `max_width` UTF-8 code points, ending in "..." when cut
+// (never splitting a code point).
+std::string Truncate(const std::string& text, size_t max_width);
 
 }  // namespace mlc::cli

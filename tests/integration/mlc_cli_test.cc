@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -48,6 +49,13 @@ struct Script {
   v1::StartAuthorizationResponse authorization;
   v1::RegisterWebhooksResponse callbacks;
   v1::SyncResponse sync;
+  // ListDeliveries answers by the request's page_token ("" for the first page);
+  // an unknown token gets an empty page.
+  std::map<std::string, v1::ListDeliveriesResponse> delivery_pages;
+  v1::GetDeliveryResponse delivery;
+  v1::ReplayResponse replay;
+  v1::CheckConnectionResponse check;
+  v1::GetStatsResponse stats;
   grpc::Status status = grpc::Status::OK;
   std::chrono::milliseconds delay{0};
 };
@@ -80,6 +88,26 @@ class FakeAdmin final : public v1::Admin::Service {
     absl::MutexLock lock(&mu_);
     return last_sync_;
   }
+  std::vector<v1::ListDeliveriesRequest> list_requests() const {
+    absl::MutexLock lock(&mu_);
+    return list_requests_;
+  }
+  v1::GetDeliveryRequest last_get() const {
+    absl::MutexLock lock(&mu_);
+    return last_get_;
+  }
+  v1::ReplayRequest last_replay() const {
+    absl::MutexLock lock(&mu_);
+    return last_replay_;
+  }
+  v1::CheckConnectionRequest last_check() const {
+    absl::MutexLock lock(&mu_);
+    return last_check_;
+  }
+  v1::GetStatsRequest last_stats() const {
+    absl::MutexLock lock(&mu_);
+    return last_stats_;
+  }
 
   grpc::Status ListConnections(grpc::ServerContext* ctx, const v1::ListConnectionsRequest*,
                                v1::ListConnectionsResponse* response) override {
@@ -106,6 +134,43 @@ class FakeAdmin final : public v1::Admin::Service {
     return Answer(ctx, "Sync", [&](const Script& s) {
       last_sync_ = *request;
       *response = s.sync;
+    });
+  }
+  grpc::Status ListDeliveries(grpc::ServerContext* ctx, const v1::ListDeliveriesRequest* request,
+                              v1::ListDeliveriesResponse* response) override {
+    return Answer(ctx, "ListDeliveries", [&](const Script& s) {
+      list_requests_.push_back(*request);
+      if (auto it = s.delivery_pages.find(request->page_token()); it != s.delivery_pages.end()) {
+        *response = it->second;
+      }
+    });
+  }
+  grpc::Status GetDelivery(grpc::ServerContext* ctx, const v1::GetDeliveryRequest* request,
+                           v1::GetDeliveryResponse* response) override {
+    return Answer(ctx, "GetDelivery", [&](const Script& s) {
+      last_get_ = *request;
+      *response = s.delivery;
+    });
+  }
+  grpc::Status Replay(grpc::ServerContext* ctx, const v1::ReplayRequest* request,
+                      v1::ReplayResponse* response) override {
+    return Answer(ctx, "Replay", [&](const Script& s) {
+      last_replay_ = *request;
+      *response = s.replay;
+    });
+  }
+  grpc::Status CheckConnection(grpc::ServerContext* ctx, const v1::CheckConnectionRequest* request,
+                               v1::CheckConnectionResponse* response) override {
+    return Answer(ctx, "CheckConnection", [&](const Script& s) {
+      last_check_ = *request;
+      *response = s.check;
+    });
+  }
+  grpc::Status GetStats(grpc::ServerContext* ctx, const v1::GetStatsRequest* request,
+                        v1::GetStatsResponse* response) override {
+    return Answer(ctx, "GetStats", [&](const Script& s) {
+      last_stats_ = *request;
+      *response = s.stats;
     });
   }
 
@@ -136,6 +201,11 @@ class FakeAdmin final : public v1::Admin::Service {
   v1::StartAuthorizationRequest last_authorize_ ABSL_GUARDED_BY(mu_);
   v1::RegisterWebhooksRequest last_register_ ABSL_GUARDED_BY(mu_);
   v1::SyncRequest last_sync_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::ListDeliveriesRequest> list_requests_ ABSL_GUARDED_BY(mu_);
+  v1::GetDeliveryRequest last_get_ ABSL_GUARDED_BY(mu_);
+  v1::ReplayRequest last_replay_ ABSL_GUARDED_BY(mu_);
+  v1::CheckConnectionRequest last_check_ ABSL_GUARDED_BY(mu_);
+  v1::GetStatsRequest last_stats_ ABSL_GUARDED_BY(mu_);
 };
 
 struct Result {
@@ -653,11 +723,40 @@ TEST_F(MlcCliTest, HelpListsEveryCommandAndFlag) {
        {std::vector<std::string>{"help"}, {"--help"}, {"-h"}}) {
     const Result r = RunWithEnv(args, {});
     ASSERT_EQ(r.exit_code, 0) << Describe(r);
-    for (const char* word :
-         {"connections", "authorize", "register-webhooks", "sync", "send-webhook", "--writer",
-          "--admin-token-file", "--json", "--timeout", "--connection", "--wait", "--full",
-          "--entity", "--url", "--verifier-file", "--dry-run", "$MLC_WRITER", "$MLC_ADMIN_TOKEN",
-          "Exit status"}) {
+    for (const char* word : {"connections",
+                             "authorize",
+                             "register-webhooks",
+                             "sync",
+                             "send-webhook",
+                             "--writer",
+                             "--admin-token-file",
+                             "--json",
+                             "--timeout",
+                             "--connection",
+                             "--wait",
+                             "--full",
+                             "--entity",
+                             "--url",
+                             "--verifier-file",
+                             "--dry-run",
+                             "$MLC_WRITER",
+                             "$MLC_ADMIN_TOKEN",
+                             "Exit status",
+                             "mlc deliveries [FILTER FLAGS]",
+                             "mlc show DELIVERY_ID",
+                             "mlc replay [DELIVERY_ID ...]",
+                             "mlc dead-letters",
+                             "mlc stats",
+                             "mlc check",
+                             "--event EVENT",
+                             "--object ID",
+                             "--status STATUS ...",
+                             "--since AGE|TIME",
+                             "--until AGE|TIME",
+                             "--error TEXT",
+                             "--limit N",
+                             "--page-token T",
+                             "--all"}) {
       EXPECT_TRUE(Contains(r.out, word)) << word << "\n" << r.out;
     }
   }
@@ -670,6 +769,18 @@ TEST_F(MlcCliTest, HelpListsEveryCommandAndFlag) {
     EXPECT_TRUE(absl::StartsWith(r.out, "usage: mlc sync --connection ID")) << r.out;
     EXPECT_TRUE(Contains(r.out, "--entity NAME")) << r.out;
     EXPECT_TRUE(Contains(r.out, "--admin-token-file FILE")) << r.out;
+  }
+  for (const char* command : {"deliveries", "show", "replay", "dead-letters", "stats", "check"}) {
+    const Result r = RunWithEnv({command, "--help"}, {});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_TRUE(absl::StartsWith(r.out, absl::StrCat("usage: mlc ", command))) << r.out;
+    EXPECT_TRUE(Contains(r.out, "--admin-token-file FILE")) << r.out;
+  }
+  const Result replay = RunWithEnv({"help", "replay"}, {});
+  ASSERT_EQ(replay.exit_code, 0) << Describe(replay);
+  for (const char* word : {"--dry-run", "--status STATUS ...", "--since AGE|TIME", "--limit N",
+                           "a bare `mlc replay` is refused"}) {
+    EXPECT_TRUE(Contains(replay.out, word)) << word << "\n" << replay.out;
   }
   const Result sw = RunWithEnv({"send-webhook", "--help"}, {});
   ASSERT_EQ(sw.exit_code, 0) << Describe(sw);
@@ -694,6 +805,760 @@ TEST_F(MlcCliTest, SendWebhookIsUnchanged) {
   const Result missing = RunWithEnv({"send-webhook"}, {});
   EXPECT_EQ(missing.exit_code, 2) << Describe(missing);
   EXPECT_TRUE(Contains(missing.err, "mlc: --url is required")) << missing.err;
+}
+
+// --- deliveries, show, replay, dead letters, stats, check ---
+
+google::protobuf::Timestamp Ts(absl::Time t) {
+  google::protobuf::Timestamp ts;
+  ts.set_seconds(absl::ToUnixSeconds(t));
+  ts.set_nanos(
+      static_cast<int32_t>((t - absl::FromUnixSeconds(ts.seconds())) / absl::Nanoseconds(1)));
+  return ts;
+}
+
+absl::Time FromTs(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+v1::Delivery MakeDelivery(const std::string& id, const std::string& event,
+                          const std::string& object_id, const std::string& status, int attempts,
+                          absl::Time received, const std::string& error) {
+  v1::Delivery d;
+  d.set_delivery_id(id);
+  d.set_connection_id("acme");
+  d.set_kind(status == "handshake" ? "handshake" : "event");
+  d.set_event_type(event);
+  d.set_object_id(object_id);
+  d.set_status(status);
+  d.set_attempts(attempts);
+  *d.mutable_received_at() = Ts(received);
+  d.set_last_error(error);
+  return d;
+}
+
+// Splits a command line the way a POSIX shell splits words in single quotes (what
+// mlc's hints use); enough for the commands mlc prints.
+std::vector<std::string> ShellWords(const std::string& line) {
+  std::vector<std::string> words;
+  std::string word;
+  bool in_word = false;
+  bool quoted = false;
+  for (const char c : line) {
+    if (quoted) {
+      if (c == '\'') {
+        quoted = false;
+      } else {
+        word += c;
+      }
+    } else if (c == '\'') {
+      quoted = true;
+      in_word = true;
+    } else if (c == ' ') {
+      if (in_word) words.push_back(word);
+      word.clear();
+      in_word = false;
+    } else {
+      word += c;
+      in_word = true;
+    }
+  }
+  if (in_word) words.push_back(word);
+  return words;
+}
+
+std::vector<std::string> Statuses(const v1::DeliveryFilter& f) {
+  return {f.statuses().begin(), f.statuses().end()};
+}
+
+constexpr char kLongError[] =
+    "Databricks answered 400:\n  [DELTA_FAILED_TO_MERGE_FIELDS] Failed to merge fields "
+    "'amount' and 'amount'";
+constexpr char kLongErrorCell[] =  // collapsed to one line, cut to 60 code points
+    "Databricks answered 400: [DELTA_FAILED_TO_MERGE_FIELDS] F...";
+
+TEST_F(MlcCliTest, DeliveriesTranslatesFiltersAndPrintsATableWithTheNextPage) {
+  const absl::Time now = absl::Now();
+  Script s;
+  v1::ListDeliveriesResponse& first = s.delivery_pages[""];
+  *first.add_deliveries() = MakeDelivery("d_0003", "invoice.update", "42", "dead", 5,
+                                         now - absl::Minutes(3) - absl::Seconds(5), kLongError);
+  *first.add_deliveries() =
+      MakeDelivery("d_0002", "invoice.create", "42", "written", 0, now - absl::Minutes(95), "");
+  *first.add_deliveries() =
+      MakeDelivery("d_0001", "", "", "handshake", 0, now - absl::Hours(26), "");
+  first.set_next_page_token("page-2");
+  *s.delivery_pages["page-2"].add_deliveries() =
+      MakeDelivery("d_0000", "invoice.create", "41", "written", 0, now - absl::Hours(27), "");
+  admin_.set_script(s);
+
+  const absl::Time before = absl::Now();
+  const Result r = Run({"deliveries", "--connection", "acme", "--event", "invoice", "--object",
+                        "42", "--status", "dead", "--status", "pending,written", "--since", "2h",
+                        "--until", "2100-01-01T00:00:00Z", "--error", "HTTP 500", "--limit", "3"});
+  const absl::Time after = absl::Now();
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+
+  const std::vector<v1::ListDeliveriesRequest> requests = admin_.list_requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const v1::DeliveryFilter& f = requests[0].filter();
+  EXPECT_EQ(f.connection_id(), "acme");
+  EXPECT_EQ(f.event_type(), "invoice");
+  EXPECT_EQ(f.object_id(), "42");
+  EXPECT_EQ(Statuses(f), (std::vector<std::string>{"dead", "pending", "written"}));
+  EXPECT_EQ(f.error_contains(), "HTTP 500");
+  // --since 2h: two hours before mlc's now, in whole seconds.
+  const absl::Time since = FromTs(f.received_after());
+  EXPECT_GE(since, before - absl::Hours(2) - absl::Seconds(1));
+  EXPECT_LE(since, after - absl::Hours(2));
+  EXPECT_EQ(f.received_after().nanos(), 0);
+  EXPECT_EQ(f.received_before().seconds(), 4102444800);  // 2100-01-01T00:00:00Z
+  EXPECT_EQ(requests[0].page_size(), 3);
+  EXPECT_EQ(requests[0].page_token(), "");
+
+  const std::string since_text = absl::FormatTime(absl::RFC3339_full, since, absl::UTCTimeZone());
+  const std::string more =
+      "mlc deliveries --connection acme --event invoice --object 42 --status dead --status "
+      "pending --status written --since " +
+      since_text + " --until 2100-01-01T00:00:00+00:00 --error 'HTTP 500' --limit 3";
+  EXPECT_EQ(r.out, Row({{"DELIVERY", 8},
+                        {"CONNECTION", 10},
+                        {"EVENT", 14},
+                        {"OBJECT", 6},
+                        {"STATUS", 9},
+                        {"ATTEMPTS", -8},
+                        {"RECEIVED", 8},
+                        {"ERROR", 0}}) +
+                       Row({{"d_0003", 8},
+                            {"acme", 10},
+                            {"invoice.update", 14},
+                            {"42", 6},
+                            {"dead", 9},
+                            {"5", -8},
+                            {"3m ago", 8},
+                            {kLongErrorCell, 0}}) +
+                       Row({{"d_0002", 8},
+                            {"acme", 10},
+                            {"invoice.create", 14},
+                            {"42", 6},
+                            {"written", 9},
+                            {"0", -8},
+                            {"1h ago", 8},
+                            {"", 0}}) +
+                       Row({{"d_0001", 8},
+                            {"acme", 10},
+                            {"handshake", 14},
+                            {"-", 6},
+                            {"handshake", 9},
+                            {"0", -8},
+                            {"26h ago", 8},
+                            {"", 0}}) +
+                       "more: " + more + " --page-token page-2\n");
+
+  // The hint, run as printed, asks for the next page of exactly the same filter.
+  std::vector<std::string> next = ShellWords(more + " --page-token page-2");
+  ASSERT_EQ(next.at(0), "mlc");
+  next.erase(next.begin());
+  const Result n = Run(next);
+  ASSERT_EQ(n.exit_code, 0) << Describe(n);
+  const std::vector<v1::ListDeliveriesRequest> again = admin_.list_requests();
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(again[1].filter(), f))
+      << again[1].filter().DebugString() << "\nwant\n"
+      << f.DebugString();
+  EXPECT_EQ(again[1].page_token(), "page-2");
+  EXPECT_EQ(again[1].page_size(), 3);
+  EXPECT_TRUE(Contains(n.out, "d_0000")) << n.out;
+  EXPECT_FALSE(Contains(n.out, "more:")) << n.out;
+}
+
+TEST_F(MlcCliTest, DeliveriesJsonIsTheResponse) {
+  Script s;
+  v1::ListDeliveriesResponse& page = s.delivery_pages[""];
+  *page.add_deliveries() = MakeDelivery("d_0003", "invoice.update", "42", "dead", 5,
+                                        absl::FromUnixSeconds(1764158400), "HTTP 500");
+  page.set_next_page_token("page-2");
+  admin_.set_script(s);
+  const Result r = Run({"--json", "deliveries"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  ExpectJsonIs(r.out, page);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["next_page_token"], "page-2");
+  EXPECT_EQ(j["deliveries"][0]["received_at"], "2025-11-26T12:00:00Z");
+  EXPECT_EQ(j["deliveries"][0]["replays"], 0);  // defaults printed too
+  // No filter flags: an empty filter and the default page size.
+  const std::vector<v1::ListDeliveriesRequest> requests = admin_.list_requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].filter().ByteSizeLong(), 0u) << requests[0].DebugString();
+  EXPECT_EQ(requests[0].page_size(), 50);
+
+  admin_.set_script(Script{});
+  const Result empty = Run({"deliveries", "--status", "dead"});
+  ASSERT_EQ(empty.exit_code, 0) << Describe(empty);
+  EXPECT_EQ(empty.out, "no deliveries match\n");
+}
+
+TEST_F(MlcCliTest, DeliveriesAllFollowsPagesUpToTheLimit) {
+  const absl::Time t = absl::Now() - absl::Minutes(10);
+  Script s;
+  for (const auto& [token, next, ids] :
+       std::vector<std::tuple<std::string, std::string, std::vector<std::string>>>{
+           {"", "p2", {"d_6", "d_5"}}, {"p2", "p3", {"d_4", "d_3"}}, {"p3", "", {"d_2"}}}) {
+    v1::ListDeliveriesResponse& page = s.delivery_pages[token];
+    for (const std::string& id : ids) {
+      *page.add_deliveries() = MakeDelivery(id, "payment.create", "7", "written", 0, t, "");
+    }
+    page.set_next_page_token(next);
+  }
+  admin_.set_script(s);
+
+  const Result r = Run({"deliveries", "--all", "--json", "--status", "written"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  v1::ListDeliveriesResponse want;
+  for (const char* token : {"", "p2", "p3"}) {
+    for (const auto& d : s.delivery_pages[token].deliveries()) *want.add_deliveries() = d;
+  }
+  ExpectJsonIs(r.out, want);  // every page, and no next page
+  std::vector<v1::ListDeliveriesRequest> requests = admin_.list_requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_EQ(requests[0].page_token(), "");
+  EXPECT_EQ(requests[1].page_token(), "p2");
+  EXPECT_EQ(requests[2].page_token(), "p3");
+  for (const auto& req : requests) {
+    EXPECT_EQ(Statuses(req.filter()), std::vector<std::string>{"written"});
+    EXPECT_EQ(req.page_size(), 1000);
+  }
+
+  // --limit stops early; the hint continues after the last page read.
+  const Result limited = Run({"deliveries", "--all", "--limit", "4"});
+  ASSERT_EQ(limited.exit_code, 0) << Describe(limited);
+  requests = admin_.list_requests();
+  ASSERT_EQ(requests.size(), 5u);
+  EXPECT_EQ(requests[3].page_size(), 4);
+  EXPECT_EQ(requests[4].page_size(), 2);
+  EXPECT_EQ(requests[4].page_token(), "p2");
+  for (const char* id : {"d_6 ", "d_5 ", "d_4 ", "d_3 "}) {
+    EXPECT_TRUE(Contains(limited.out, id)) << id << "\n" << limited.out;
+  }
+  EXPECT_FALSE(Contains(limited.out, "d_2 ")) << limited.out;
+  EXPECT_TRUE(
+      absl::EndsWith(limited.out, "\nmore: mlc deliveries --limit 4 --all --page-token p3\n"))
+      << limited.out;
+}
+
+TEST_F(MlcCliTest, ShowPrintsFieldsPayloadAndAttempts) {
+  const absl::Time now = absl::Now();
+  const absl::Time received = now - absl::Hours(3) - absl::Minutes(5);
+  const absl::Time finished = now - absl::Hours(1) - absl::Minutes(1);
+  const absl::Time t0 = absl::FromUnixSeconds(1764158400);
+  Script s;
+  v1::Delivery* d = s.delivery.mutable_delivery();
+  *d = MakeDelivery("d_0003", "invoice.update", "42", "dead", 5, received,
+                    "Databricks answered 400: column type conflict\nsee the table's schema");
+  d->set_object_type("invoice");
+  d->set_account_id("6BApk");
+  d->set_business_id("6543");
+  d->set_identity_id("17");
+  d->set_user_id("1");
+  *d->mutable_journaled_at() = Ts(received);
+  *d->mutable_finished_at() = Ts(finished);
+  d->set_replays(1);
+  d->set_payload(R"([["name","invoice.update"],["object_id","42"],["account_id","6BApk"],)"
+                 R"(["note","two\nlines"]])");
+  for (const auto& [stage, outcome, http, ms, error] :
+       std::vector<std::tuple<std::string, std::string, int, double, std::string>>{
+           {"journal", "ok", 0, 1.24, ""},
+           {"hydrate", "ok", 200, 85, ""},
+           {"write", "dead", 400, 1234.5, "column type conflict"}}) {
+    v1::Attempt* a = s.delivery.add_attempts();
+    a->set_stage(stage);
+    a->set_outcome(outcome);
+    a->set_http_status(http);
+    a->set_duration_ms(ms);
+    a->set_error(error);
+    *a->mutable_at() = Ts(t0 + absl::Milliseconds(1500) * s.delivery.attempts_size());
+  }
+  admin_.set_script(s);
+
+  const Result r = Run({"show", "d_0003"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(admin_.last_get().delivery_id(), "d_0003");
+  EXPECT_EQ(r.out,
+            "delivery    d_0003\n"
+            "connection  acme\n"
+            "kind        event\n"
+            "event       invoice.update\n"
+            "object      invoice 42\n"
+            "account     6BApk\n"
+            "business    6543\n"
+            "identity    17\n"
+            "user        1\n"
+            "status      dead\n"
+            "attempts    5 failed\n"
+            "replays     1\n"
+            "received    " +
+                Utc(received) + " (3h ago)\n" + "journaled   " + Utc(received) +
+                " (3h ago)\n"
+                "finished    " +
+                Utc(finished) +
+                " (1h ago)\n"
+                "last error  Databricks answered 400: column type conflict\n"
+                "            see the table's schema\n"
+                "\n"
+                "payload:\n"
+                "  name = invoice.update\n"
+                "  object_id = 42\n"
+                "  account_id = 6BApk\n"
+                "  note = two\\nlines\n"
+                "\n"
+                "attempts (oldest first):\n" +
+                Row({{"AT", 27},
+                     {"STAGE", 7},
+                     {"OUTCOME", 7},
+                     {"HTTP", -4},
+                     {"DURATION", -8},
+                     {"ERROR", 0}}) +
+                Row({{"2025-11-26 12:00:01.500 UTC", 27},
+                     {"journal", 7},
+                     {"ok", 7},
+                     {"-", -4},
+                     {"1.2ms", -8},
+                     {"", 0}}) +
+                Row({{"2025-11-26 12:00:03.000 UTC", 27},
+                     {"hydrate", 7},
+                     {"ok", 7},
+                     {"200", -4},
+                     {"85ms", -8},
+                     {"", 0}}) +
+                Row({{"2025-11-26 12:00:04.500 UTC", 27},
+                     {"write", 7},
+                     {"dead", 7},
+                     {"400", -4},
+                     {"1.2s", -8},
+                     {"column type conflict", 0}}) +
+                "\nreplay it once the cause is fixed: mlc replay d_0003\n");
+
+  const Result j = Run({"show", "--json", "d_0003"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  ExpectJsonIs(j.out, s.delivery);
+
+  s.status = grpc::Status(grpc::StatusCode::NOT_FOUND, "no delivery \"d_nope\"");
+  admin_.set_script(s);
+  const Result missing = Run({"show", "d_nope"});
+  EXPECT_EQ(missing.exit_code, 1) << Describe(missing);
+  EXPECT_TRUE(Contains(missing.err, "no delivery \"d_nope\"")) << missing.err;
+  EXPECT_EQ(missing.out, "");
+}
+
+TEST_F(MlcCliTest, ReplayByFilterDryRunSaysNothingChanged) {
+  Script s;
+  s.replay.set_matched(3);
+  s.replay.set_dry_run(true);
+  for (const char* id : {"d_3", "d_2", "d_1"}) s.replay.add_delivery_ids(id);
+  admin_.set_script(s);
+
+  const Result r = Run({"replay", "--status", "dead", "--connection", "acme", "--error",
+                        "type conflict", "--dry-run", "--limit", "500"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  const v1::ReplayRequest req = admin_.last_replay();
+  EXPECT_TRUE(req.delivery_ids().empty());
+  EXPECT_EQ(req.filter().connection_id(), "acme");
+  EXPECT_EQ(Statuses(req.filter()), std::vector<std::string>{"dead"});
+  EXPECT_EQ(req.filter().error_contains(), "type conflict");
+  EXPECT_TRUE(req.dry_run());
+  EXPECT_EQ(req.limit(), 500);
+  EXPECT_EQ(r.out,
+            "dry run: nothing was changed.\n"
+            "matched 3 deliveries; 3 would be replayed.\n"
+            "ids:\n"
+            "  d_3\n"
+            "  d_2\n"
+            "  d_1\n"
+            "Run the same command without --dry-run to replay them.\n");
+
+  const Result j = Run({"replay", "--since", "1d", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  ExpectJsonIs(j.out, s.replay);
+  EXPECT_FALSE(admin_.last_replay().dry_run());
+  EXPECT_EQ(admin_.last_replay().limit(), 0);  // the writer's default
+  EXPECT_TRUE(admin_.last_replay().filter().has_received_after());
+}
+
+TEST_F(MlcCliTest, ReplayByIdsReportsSkippedAndNotFoundAndExitsOne) {
+  Script s;
+  s.replay.set_matched(2);
+  s.replay.set_replayed(1);
+  s.replay.add_delivery_ids("d_1");
+  s.replay.add_delivery_ids("d_2");
+  s.replay.add_skipped("d_2: a handshake is not replayable");
+  s.replay.add_not_found("d_3");
+  admin_.set_script(s);
+
+  const Result r = Run({"replay", "d_1", "d_2", "d_3"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  const v1::ReplayRequest req = admin_.last_replay();
+  EXPECT_EQ(std::vector<std::string>(req.delivery_ids().begin(), req.delivery_ids().end()),
+            (std::vector<std::string>{"d_1", "d_2", "d_3"}));
+  EXPECT_FALSE(req.has_filter());
+  EXPECT_FALSE(req.dry_run());
+  EXPECT_EQ(r.out,
+            "matched 2 deliveries; replayed 1, 1 skipped.\n"
+            "The replayed deliveries are pending again; the pipeline writes them shortly "
+            "(see: mlc deliveries --status pending).\n"
+            "ids:\n"
+            "  d_1\n"
+            "  d_2\n"
+            "skipped (not replayable):\n"
+            "  d_2: a handshake is not replayable\n"
+            "not found:\n"
+            "  d_3\n");
+  EXPECT_EQ(r.err, "mlc: 1 of 3 requested deliveries were not found: d_3 (see: mlc deliveries)\n");
+
+  const Result j = Run({"replay", "--json", "d_1", "d_2", "d_3"});
+  EXPECT_EQ(j.exit_code, 1) << Describe(j);
+  ExpectJsonIs(j.out, s.replay);
+}
+
+TEST_F(MlcCliTest, ReplayListsTheFirstIdsAndSaysWhenTruncated) {
+  Script s;
+  s.replay.set_matched(1500);
+  s.replay.set_replayed(1500);
+  s.replay.set_truncated(true);
+  for (int i = 0; i < 1000; ++i) s.replay.add_delivery_ids(absl::StrCat("d_", i));
+  admin_.set_script(s);
+  const Result r = Run({"replay", "--status", "dead"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_TRUE(Contains(r.out, "matched 1500 deliveries; replayed 1500.\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "ids (the first 20 of 1500):\n  d_0\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "  d_19\n  ... and 980 more (--json lists up to 1000)\n")) << r.out;
+  EXPECT_FALSE(Contains(r.out, "d_20\n")) << r.out;
+  EXPECT_TRUE(Contains(r.out, "truncated: more deliveries match than --limit")) << r.out;
+}
+
+TEST_F(MlcCliTest, ReplayWithoutIdsOrFilterIsRefusedWithoutACall) {
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"replay"},
+                                               {"replay", "--dry-run"},
+                                               {"replay", "--limit", "10"},
+                                               {"--json", "replay"}}) {
+    const Result r = Run(args);
+    EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(args, " ") << "\n" << Describe(r);
+    EXPECT_TRUE(Contains(r.err, "mlc: replay needs DELIVERY_IDs or at least one filter flag"))
+        << r.err;
+    EXPECT_TRUE(Contains(r.err, "usage: mlc replay")) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  const Result both = Run({"replay", "d_1", "--status", "dead"});
+  EXPECT_EQ(both.exit_code, 2) << Describe(both);
+  EXPECT_TRUE(Contains(both.err, "not both")) << both.err;
+  EXPECT_TRUE(admin_.calls().empty());
+}
+
+Script DeadLettersScript(absl::Time now) {
+  Script s;
+  v1::ConnectionStats* acme = s.stats.add_connections();
+  acme->set_connection_id("acme");
+  acme->set_dead(3);
+  v1::DeadLetterReason* conflict = acme->add_dead_letters();
+  conflict->set_reason("Databricks: column type conflict on freshbooks_invoices.amount");
+  conflict->set_count(2);
+  *conflict->mutable_latest() = Ts(now - absl::Minutes(12) - absl::Seconds(5));
+  v1::DeadLetterReason* gone = acme->add_dead_letters();
+  gone->set_reason("FreshBooks answered 404");
+  gone->set_count(1);
+  *gone->mutable_latest() = Ts(now - absl::Hours(5) - absl::Seconds(5));
+  v1::ConnectionStats* globex = s.stats.add_connections();
+  globex->set_connection_id("globex");
+  globex->set_written(10);
+  v1::ListDeliveriesResponse& dead = s.delivery_pages[""];
+  *dead.add_deliveries() =
+      MakeDelivery("d_0009", "invoice.update", "42", "dead", 8,
+                   now - absl::Minutes(12) - absl::Seconds(5), "Databricks: column type conflict");
+  *dead.add_deliveries() =
+      MakeDelivery("d_0007", "client.delete", "8", "dead", 1,
+                   now - absl::Hours(5) - absl::Seconds(5), "FreshBooks answered 404");
+  return s;
+}
+
+TEST_F(MlcCliTest, DeadLettersGroupsByReasonListsTheNewestAndSaysHowToReplay) {
+  const Script s = DeadLettersScript(absl::Now());
+  admin_.set_script(s);
+  const Result r = Run({"dead-letters"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(admin_.calls(), (std::vector<std::string>{"GetStats", "ListDeliveries"}));
+  EXPECT_EQ(admin_.last_stats().connection_id(), "");
+  const std::vector<v1::ListDeliveriesRequest> lists = admin_.list_requests();
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(Statuses(lists[0].filter()), std::vector<std::string>{"dead"});
+  EXPECT_EQ(lists[0].filter().connection_id(), "");
+  EXPECT_EQ(lists[0].page_size(), 20);
+  EXPECT_EQ(
+      r.out,
+      "3 dead letters, by reason:\n" +
+          Row({{"CONNECTION", 10}, {"COUNT", -5}, {"LATEST", 7}, {"REASON", 0}}) +
+          Row({{"acme", 10},
+               {"2", -5},
+               {"12m ago", 7},
+               {"Databricks: column type conflict on freshbooks_invoices.amount", 0}}) +
+          Row({{"acme", 10}, {"1", -5}, {"5h ago", 7}, {"FreshBooks answered 404", 0}}) +
+          "\nthe newest (mlc show DELIVERY for the details):\n" +
+          Row({{"DELIVERY", 8},
+               {"CONNECTION", 10},
+               {"EVENT", 14},
+               {"OBJECT", 6},
+               {"STATUS", 6},
+               {"ATTEMPTS", -8},
+               {"RECEIVED", 8},
+               {"ERROR", 0}}) +
+          Row({{"d_0009", 8},
+               {"acme", 10},
+               {"invoice.update", 14},
+               {"42", 6},
+               {"dead", 6},
+               {"8", -8},
+               {"12m ago", 8},
+               {"Databricks: column type conflict", 0}}) +
+          Row({{"d_0007", 8},
+               {"acme", 10},
+               {"client.delete", 14},
+               {"8", 6},
+               {"dead", 6},
+               {"1", -8},
+               {"5h ago", 8},
+               {"FreshBooks answered 404", 0}}) +
+          "(2 of 3 shown; all of them: mlc deliveries --status dead --connection acme --all)\n"
+          "\nReplay them once the cause is fixed (--error TEXT picks one reason, --dry-run "
+          "shows what would be replayed):\n"
+          "  mlc replay --status dead --connection acme\n");
+
+  const Result j = Run({"dead-letters", "--connection", "acme", "--limit", "5", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  EXPECT_EQ(admin_.last_stats().connection_id(), "acme");
+  const std::vector<v1::ListDeliveriesRequest> again = admin_.list_requests();
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[1].filter().connection_id(), "acme");
+  EXPECT_EQ(again[1].page_size(), 5);
+  EXPECT_EQ(j.out.find('\n'), j.out.size() - 1) << j.out;
+  const nlohmann::json parsed = nlohmann::json::parse(j.out);
+  ASSERT_TRUE(parsed.contains("stats") && parsed.contains("recent")) << j.out;
+  ExpectJsonIs(parsed["stats"].dump() + "\n", s.stats);
+  ExpectJsonIs(parsed["recent"].dump() + "\n", s.delivery_pages.at(""));
+}
+
+TEST_F(MlcCliTest, NoDeadLettersSaysSoWithOneCall) {
+  Script s;
+  s.stats.add_connections()->set_connection_id("acme");
+  admin_.set_script(s);
+  const Result r = Run({"dead-letters", "--connection", "acme"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "no dead letters in connection acme\n");
+  EXPECT_EQ(admin_.calls(), std::vector<std::string>{"GetStats"});
+}
+
+TEST_F(MlcCliTest, StatsPrintsPerConnectionFiguresAndTheJournal) {
+  const absl::Time now = absl::Now();
+  const absl::Time compacted = now - absl::Hours(9) - absl::Minutes(1);
+  Script s;
+  v1::ConnectionStats* acme = s.stats.add_connections();
+  acme->set_connection_id("acme");
+  acme->set_pending(3);
+  acme->set_retrying(1);
+  acme->set_written(1200);
+  acme->set_dead(2);
+  acme->set_handshakes(1);
+  *acme->mutable_oldest_pending_received_at() = Ts(now - absl::Minutes(12) - absl::Seconds(5));
+  *acme->mutable_last_written_at() = Ts(now - absl::Minutes(3) - absl::Seconds(5));
+  acme->set_received_last_hour(40);
+  acme->set_written_last_hour(38);
+  s.stats.add_connections()->set_connection_id("globex");
+  s.stats.set_journal_bytes(12897484);  // 12.3 MiB
+  s.stats.set_audit_retention_days(30);
+  *s.stats.mutable_last_compaction() = Ts(compacted);
+  s.stats.set_compacted_total(1234);
+  admin_.set_script(s);
+
+  const Result r = Run({"stats"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(admin_.last_stats().connection_id(), "");
+  EXPECT_EQ(r.out, Row({{"CONNECTION", 10},
+                        {"PENDING", -7},
+                        {"RETRYING", -8},
+                        {"WRITTEN", -7},
+                        {"DEAD", -4},
+                        {"HANDSHAKES", -10},
+                        {"OLDEST PENDING", 14},
+                        {"LAST WRITTEN", 12},
+                        {"RECEIVED 1H", -11},
+                        {"WRITTEN 1H", -10}}) +
+                       Row({{"acme", 10},
+                            {"3", -7},
+                            {"1", -8},
+                            {"1200", -7},
+                            {"2", -4},
+                            {"1", -10},
+                            {"12m ago", 14},
+                            {"3m ago", 12},
+                            {"40", -11},
+                            {"38", -10}}) +
+                       Row({{"globex", 10},
+                            {"0", -7},
+                            {"0", -8},
+                            {"0", -7},
+                            {"0", -4},
+                            {"0", -10},
+                            {"-", 14},
+                            {"never", 12},
+                            {"0", -11},
+                            {"0", -10}}) +
+                       "\n"
+                       "journal size     12.3 MiB\n"
+                       "audit retention  30 days\n"
+                       "last compaction  " +
+                       Utc(compacted) +
+                       " (9h ago); 1234 deliveries removed since the writer started\n"
+                       "\n"
+                       "2 dead letters: see mlc dead-letters\n");
+
+  const Result j = Run({"stats", "--connection", "acme", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  EXPECT_EQ(admin_.last_stats().connection_id(), "acme");
+  ExpectJsonIs(j.out, s.stats);
+}
+
+Script CheckScript(bool failing) {
+  Script s;
+  s.check.set_connection_id("acme");
+  s.check.set_ok(!failing);
+  auto add = [&](const char* system, const char* name, const char* status, const char* detail,
+                 const char* fix) {
+    v1::CheckStep* step = s.check.add_steps();
+    step->set_system(system);
+    step->set_name(name);
+    step->set_status(status);
+    step->set_detail(detail);
+    step->set_fix(fix);
+  };
+  add("writer", "credentials", "ok", "stored, decrypted", "");
+  add("freshbooks", "/users/me", failing ? "failed" : "ok",
+      failing ? "401 invalid_grant" : "Acme Ltd (6543)",
+      failing ? "run mlc authorize --connection acme" : "");
+  add("sqlite", "lakehouse", failing ? "warning" : "ok", failing ? "3 GiB free" : "writable",
+      failing ? "free disk space under data_dir" : "");
+  add("databricks", "warehouse", "skipped", "sink is sqlite", "");
+  return s;
+}
+
+TEST_F(MlcCliTest, CheckPrintsStepsAndExitsZeroWhenOk) {
+  const Script s = CheckScript(false);
+  admin_.set_script(s);
+  const Result r = Run({"check", "--connection", "acme"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.err, "");
+  EXPECT_EQ(admin_.last_check().connection_id(), "acme");
+  EXPECT_EQ(
+      r.out,
+      Row({{"SYSTEM", 10}, {"STEP", 11}, {"STATUS", 7}, {"DETAIL", 0}}) +
+          Row({{"writer", 10}, {"credentials", 11}, {"ok", 7}, {"stored, decrypted", 0}}) +
+          Row({{"freshbooks", 10}, {"/users/me", 11}, {"ok", 7}, {"Acme Ltd (6543)", 0}}) +
+          Row({{"sqlite", 10}, {"lakehouse", 11}, {"ok", 7}, {"writable", 0}}) +
+          Row({{"databricks", 10}, {"warehouse", 11}, {"skipped", 7}, {"sink is sqlite", 0}}) +
+          "\nconnection acme: OK (4 steps: 3 ok, 1 skipped)\n");
+  const Result j = Run({"check", "--connection", "acme", "--json"});
+  ASSERT_EQ(j.exit_code, 0) << Describe(j);
+  ExpectJsonIs(j.out, s.check);
+}
+
+TEST_F(MlcCliTest, CheckPrintsTheFixesAndExitsOneWhenAStepFailed) {
+  const Script s = CheckScript(true);
+  admin_.set_script(s);
+  const Result r = Run({"check", "--connection", "acme"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_TRUE(Contains(
+      r.out, Row({{"freshbooks", 10}, {"/users/me", 11}, {"failed", 7}, {"401 invalid_grant", 0}})))
+      << r.out;
+  EXPECT_TRUE(
+      absl::EndsWith(r.out,
+                     "\nto fix:\n"
+                     "  freshbooks /users/me (failed): run mlc authorize --connection acme\n"
+                     "  sqlite lakehouse (warning): free disk space under data_dir\n"
+                     "\nconnection acme: FAILED (4 steps: 1 ok, 1 failed, 1 warning, "
+                     "1 skipped)\n"))
+      << r.out;
+  EXPECT_EQ(r.err,
+            "mlc: connection acme failed its check: 1 step failed; the fixes are listed above\n");
+
+  const Result j = Run({"--json", "check", "--connection", "acme"});
+  EXPECT_EQ(j.exit_code, 1) << Describe(j);
+  ExpectJsonIs(j.out, s.check);
+  EXPECT_TRUE(Contains(j.err, "see each failed step's fix")) << j.err;
+}
+
+TEST_F(MlcCliTest, NewCommandsShowServerErrorsAndExitOne) {
+  Script s;
+  s.status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the journal is closing");
+  admin_.set_script(s);
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"deliveries"},
+                                               {"show", "d_1"},
+                                               {"replay", "d_1"},
+                                               {"replay", "--status", "dead", "--dry-run"},
+                                               {"dead-letters"},
+                                               {"stats", "--json"},
+                                               {"check", "--connection", "acme"}}) {
+    const Result r = Run(args);
+    EXPECT_EQ(r.exit_code, 1) << absl::StrJoin(args, " ") << "\n" << Describe(r);
+    EXPECT_TRUE(Contains(r.err, "(FAILED_PRECONDITION): the journal is closing")) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_EQ(admin_.calls(),
+            (std::vector<std::string>{"ListDeliveries", "GetDelivery", "Replay", "Replay",
+                                      "GetStats", "GetStats", "CheckConnection"}));
+
+  // A writer that predates these RPCs.
+  s.status = grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "");
+  admin_.set_script(s);
+  const Result old = Run({"stats"});
+  EXPECT_EQ(old.exit_code, 1) << Describe(old);
+  EXPECT_TRUE(Contains(old.err, "does not offer Admin.GetStats")) << old.err;
+}
+
+TEST_F(MlcCliTest, NewCommandsUsageErrorsExitTwoWithoutACall) {
+  const std::vector<std::vector<std::string>> cases = {
+      {"show"},
+      {"show", "d_1", "d_2"},
+      {"check"},
+      {"stats", "extra"},
+      {"stats", "--connection", ""},
+      {"dead-letters", "--limit", "0"},
+      {"deliveries", "d_1"},
+      {"deliveries", "--status", "bogus"},
+      {"deliveries", "--status", ","},
+      {"deliveries", "--since", "yesterday"},
+      {"deliveries", "--since", "-2h"},
+      {"deliveries", "--since", "1h", "--until", "2h"},
+      {"deliveries", "--event", "Invoice Create"},
+      {"deliveries", "--object", ""},
+      {"deliveries", "--limit", "5000"},
+      {"deliveries", "--limit", "many"},
+      {"deliveries", "--page-token", ""},
+      {"deliveries", "--all=yes"},
+      {"replay", "d_1", "--limit", "5"},
+      {"replay", "--status", "dead", "--limit", "200000"},
+      {"replay", "--connection", ""},
+  };
+  for (const auto& args : cases) {
+    const Result r = Run(args);
+    EXPECT_EQ(r.exit_code, 2) << "mlc " << absl::StrJoin(args, " ") << "\n" << Describe(r);
+    EXPECT_TRUE(Contains(r.err, "mlc: ")) << r.err;
+    EXPECT_TRUE(Contains(r.err, "usage: mlc " + args[0])) << r.err;
+    EXPECT_EQ(r.out, "");
+  }
+  EXPECT_TRUE(admin_.calls().empty());
+  EXPECT_EQ(admin_.rejected(), 0);
 }
 
 }  // namespace
