@@ -51,7 +51,9 @@ class DeadlineStream final : public httplib::Stream {
   bool has_buffered() const { return pos_ < len_; }
 
   // Waits up to `timeout` for the next request's first byte, in slices so a
-  // stopping server is noticed. False on timeout, EOF-free idle end, or stop.
+  // stopping server is noticed. False on timeout, EOF-free idle end, or stop -
+  // but once the server is stopping, a request whose bytes have already arrived
+  // is still served: only connections with nothing to read are closed.
   bool WaitForRequest(std::chrono::milliseconds timeout, const std::atomic<socket_t>& svr_sock) {
     if (has_buffered()) return true;
     const auto end = SteadyClock::now() + timeout;
@@ -63,7 +65,7 @@ class DeadlineStream final : public httplib::Stream {
       if (r > 0) return true;
       if (r < 0) return false;
     }
-    return false;
+    return Poll(POLLIN, 0) > 0;
   }
 
   bool is_readable() const override {

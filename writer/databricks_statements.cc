@@ -223,7 +223,7 @@ StatementClient::StatementClient(StatementClientOptions options, HttpClient* htt
       http_(http),
       tokens_(tokens),
       clock_(clock),
-      metrics_(metrics) {}
+      metrics_(std::move(metrics)) {}
 
 bool StatementClient::shutting_down() const {
   absl::MutexLock lock(&mu_);
@@ -306,6 +306,7 @@ absl::StatusOr<StatementClient::Answer> StatementClient::Call(
     if (!body.empty()) request.headers.emplace("Content-Type", "application/json");
     request.body = body;
     absl::StatusOr<HttpResponse> response = http_->Send(request);
+    metrics_.requests.Count(response);
 
     absl::Status failure;
     absl::Duration retry_after = absl::ZeroDuration();

@@ -71,6 +71,7 @@
 #include "common/clock.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
+#include "writer/databricks_requests.h"
 #include "writer/databricks_token.h"
 
 namespace mlc::writer {
@@ -169,11 +170,14 @@ struct StatementClientOptions {
   std::function<void(absl::Duration)> sleep;
 };
 
-// Optional metrics (null: not recorded).
+// Optional metrics (null / default: not recorded).
 struct StatementMetrics {
   Histogram* latency = nullptr;  // seconds, per Execute that reached a terminal state
   Counter* retries = nullptr;    // every retried call or resubmission
   Counter* failed = nullptr;     // Execute calls that returned an error
+  // Every HTTP call (submit, poll, result chunk, cancel), each retry included, by
+  // status. Token requests are counted by the token source.
+  DatabricksRequestCounter requests;
 };
 
 class StatementClient {

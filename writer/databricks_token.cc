@@ -65,7 +65,7 @@ DatabricksTokenSource::DatabricksTokenSource(DatabricksTokenOptions options, Htt
       token_url_(absl::StrCat(TrimHost(options_.host), kTokenPath)),
       http_(http),
       clock_(clock),
-      metrics_(metrics) {}
+      metrics_(std::move(metrics)) {}
 
 absl::Time DatabricksTokenSource::ExpiresAt() const {
   absl::MutexLock lock(&mu_);
@@ -189,6 +189,7 @@ absl::StatusOr<DatabricksTokenSource::Minted> DatabricksTokenSource::FetchOnce(
   request.body = kTokenBody;
 
   absl::StatusOr<HttpResponse> response = http_->Send(request);
+  metrics_.requests.Count(response);
   if (!response.ok()) {
     *retryable = true;
     return absl::Status(response.status().code(), absl::StrCat("databricks: token request failed: ",

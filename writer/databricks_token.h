@@ -28,6 +28,8 @@
 //    retries (transient).
 //  - Internal: an answer that is not a token (bad JSON, no access_token).
 // Messages never contain the client secret, the token or the request body.
+// Metrics (optional): tokens minted, token requests that failed, and every HTTP
+// call to the token endpoint by status (mlc_databricks_requests_total).
 //
 // Thread-safe. The HttpClient and Clock are not owned and must outlive the source.
 #pragma once
@@ -45,6 +47,7 @@
 #include "common/clock.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
+#include "writer/databricks_requests.h"
 
 namespace mlc::writer {
 
@@ -67,10 +70,12 @@ struct DatabricksTokenOptions {
   std::function<void(absl::Duration)> sleep;
 };
 
-// Optional counters (null: not counted).
+// Optional counters (null / default: not counted).
 struct DatabricksTokenMetrics {
   Counter* refreshes = nullptr;  // tokens obtained
   Counter* failures = nullptr;   // token requests that ended in an error
+  // Every HTTP call to the token endpoint, each retry included.
+  DatabricksRequestCounter requests;
 };
 
 class DatabricksTokenSource {

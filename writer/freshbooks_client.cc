@@ -335,6 +335,12 @@ std::optional<std::string> FreshBooksClient::NeedsReauthorization() {
   return needs_reauth_;
 }
 
+std::optional<std::string> FreshBooksClient::GrantedScope() {
+  absl::StatusOr<std::optional<std::string>> scope = store_->GetState(Name("scope"));
+  if (!scope.ok()) return std::nullopt;
+  return *scope;
+}
+
 absl::StatusOr<std::string> FreshBooksClient::ClientSecret() {
   if (options_.client_id.empty()) {
     return absl::FailedPreconditionError(
@@ -384,7 +390,7 @@ absl::StatusOr<FreshBooksClient::Grant> FreshBooksClient::RequestToken(
     std::string failure;
     absl::Duration retry_after = absl::ZeroDuration();
     if (!response.ok()) {
-      CountRequest("error");
+      CountRequest("network");
       failure = Scrub(std::string(response.status().message()), secrets);
     } else {
       const int status = response->status;
@@ -660,7 +666,7 @@ absl::StatusOr<FreshBooksResponse> FreshBooksClient::Call(const std::string& met
     absl::Status failure;
     absl::Duration retry_after = absl::ZeroDuration();
     if (!response.ok()) {
-      CountRequest("error");
+      CountRequest("network");
       const std::string message =
           absl::StrCat(what, ": ", Scrub(std::string(response.status().message()), {token}));
       if (!resend_ok && !RequestNotSent(response.status())) {

@@ -101,9 +101,11 @@ struct FreshBooksClientOptions {
 };
 
 struct FreshBooksMetrics {
-  // Every HTTP request, token endpoint included.
-  Family<Counter>* requests = nullptr;  // {connection, status}: "200", "429", "error", ...
-  Counter* refreshes = nullptr;         // successful token refreshes
+  // Every HTTP request, token endpoint included, by {connection, status}: the
+  // HTTP status ("200", "429", ...) or "network" when no answer came (refused,
+  // timed out, dropped).
+  Family<Counter>* requests = nullptr;
+  Counter* refreshes = nullptr;  // successful token refreshes
   Counter* refresh_failures = nullptr;
   Gauge* needs_reauth = nullptr;  // 1 while the connection needs re-authorization
 };
@@ -144,6 +146,9 @@ class FreshBooksClient {
   // The reason the connection needs re-authorization, if it does (read from the
   // store, so another client's ExchangeCode is seen).
   std::optional<std::string> NeedsReauthorization();
+  // The scope string FreshBooks granted at the last code exchange or refresh
+  // (state freshbooks/<id>/scope, space-separated), if it reported one.
+  std::optional<std::string> GrantedScope();
 
  private:
   // What the token endpoint answered.

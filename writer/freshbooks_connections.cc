@@ -67,7 +67,9 @@ FreshBooksConnections::FreshBooksConnections(const std::vector<ConnectionConfig>
     : configs_(connections), http_(http), store_(store), keys_(keys), clock_(clock) {
   Family<Counter>* requests = registry->AddCounter(
       "mlc_freshbooks_requests_total",
-      "FreshBooks API requests by connection and HTTP status (or error)", {"connection", "status"});
+      "FreshBooks HTTP requests (token endpoint included) by connection and HTTP status, or "
+      "\"network\" when no answer came",
+      {"connection", "status"});
   Family<Counter>* refreshes = registry->AddCounter(
       "mlc_freshbooks_token_refreshes_total", "FreshBooks access tokens refreshed", {"connection"});
   Family<Counter>* refresh_failures =

@@ -9,11 +9,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/grpc_tls.h"
 #include "common/http_server_util.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "writer/admin_service.h"
+#include "writer/connection_check.h"
 #include "writer/credential_store.h"
+#include "writer/databricks_requests.h"
 #include "writer/databricks_sink.h"
 #include "writer/databricks_statements.h"
 #include "writer/databricks_token.h"
@@ -24,6 +27,7 @@
 #include "writer/hydrator.h"
 #include "writer/ingest_service.h"
 #include "writer/journal.h"
+#include "writer/journal_retention.h"
 #include "writer/pipeline.h"
 #include "writer/signing_keys.h"
 #include "writer/sqlite_sink.h"
@@ -66,6 +70,11 @@ absl::Status WriterApp::StartDatabricks() {
       "Databricks calls retried (429/503, network, conflicts, token refresh)", {"connection"});
   Family<Counter>* failed = registry_.AddCounter("mlc_databricks_statement_failures_total",
                                                  "SQL statements that failed", {"connection"});
+  Family<Counter>* requests = registry_.AddCounter(
+      "mlc_databricks_requests_total",
+      "Databricks HTTP requests (token, statements, Unity Catalog) by connection and HTTP "
+      "status, or \"network\" when no answer came",
+      {"connection", "status"});
   for (const ConnectionConfig& c : config_.connections) {
     if (!c.databricks.has_value()) {
       return absl::FailedPreconditionError(absl::StrCat(
@@ -84,19 +93,23 @@ absl::Status WriterApp::StartDatabricks() {
     topts.host = d.host;
     topts.client_id = d.client_id;
     topts.client_secret = d.client_secret;
+    const DatabricksRequestCounter counter(requests, c.id);
     conn->tokens = std::make_unique<DatabricksTokenSource>(
         topts, http_client_.get(), RealClock::Get(),
-        DatabricksTokenMetrics{refreshes->With({c.id}), token_failures->With({c.id})});
+        DatabricksTokenMetrics{refreshes->With({c.id}), token_failures->With({c.id}), counter});
     StatementClientOptions sopts;
     sopts.host = d.host;
     sopts.warehouse_id = d.warehouse_id;
     conn->statements = std::make_unique<StatementClient>(
         sopts, http_client_.get(), conn->tokens.get(), RealClock::Get(),
-        StatementMetrics{latency->With({c.id}), retries->With({c.id}), failed->With({c.id})});
+        StatementMetrics{latency->With({c.id}), retries->With({c.id}), failed->With({c.id}),
+                         counter});
     BatchLimits limits;
     limits.max_rows = static_cast<size_t>(config_.writer.batch.max_rows);
-    conn->sink = std::make_unique<DatabricksSink>(c.id, d, http_client_.get(), conn->tokens.get(),
-                                                  conn->statements.get(), limits);
+    // The sink's own HTTP calls are Unity Catalog's; they are counted too.
+    conn->catalog_http = std::make_unique<CountingHttpClient>(http_client_.get(), counter);
+    conn->sink = std::make_unique<DatabricksSink>(
+        c.id, d, conn->catalog_http.get(), conn->tokens.get(), conn->statements.get(), limits);
     sink_ready_->With({c.id})->Set(0);
     databricks_[c.id] = std::move(conn);
   }
@@ -152,6 +165,18 @@ absl::Status WriterApp::Start() {
   journal_depth_ = registry_.AddGauge("mlc_journal_deliveries",
                                       "Deliveries in the journal by status", {"status"});
   MLC_ASSIGN_OR_RETURN(journal_, Journal::Open(wc.data_dir + "/journal.db", clock, jm));
+  journal_bytes_ = registry_
+                       .AddGauge("mlc_journal_bytes",
+                                 "Size of the journal on disk (journal.db and its WAL), bytes")
+                       ->With({});
+  RetentionMetrics rm;
+  rm.compacted = registry_
+                     .AddCounter("mlc_journal_compacted_total",
+                                 "Deliveries removed from the journal by audit retention")
+                     ->With({});
+  rm.journal_bytes = journal_bytes_;
+  retention_ = std::make_unique<JournalRetention>(journal_.get(), clock, wc.audit_retention_days,
+                                                  absl::Hours(1), rm);
 
   if (wc.master_key.empty()) {
     return absl::FailedPreconditionError(
@@ -200,6 +225,9 @@ absl::Status WriterApp::Start() {
   pm.deliveries =
       registry_.AddCounter("mlc_pipeline_deliveries_total",
                            "Deliveries processed by the pipeline, by outcome", {"outcome"});
+  // Exposed from the start (at 0), so "dead letters" is a series an alert can
+  // watch before the first one happens.
+  for (const char* outcome : {"written", "retry", "wait", "dead"}) pm.deliveries->With({outcome});
   pm.batch_rows = registry_
                       .AddHistogram("mlc_pipeline_batch_rows", "Rows per sink batch", {},
                                     {1, 10, 50, 100, 250, 500, 1000, 5000})
@@ -234,8 +262,27 @@ absl::Status WriterApp::Start() {
     entries.push_back({c.id, absl::Minutes(std::max(1, c.freshbooks.sync_interval_minutes))});
   }
   scheduler_ = std::make_unique<SyncScheduler>(syncer_.get(), entries, target_for);
+  AdminJournal admin_journal;
+  admin_journal.journal = journal_.get();
+  admin_journal.on_replay = [this](int n) { pipeline_->Notify(n); };
+  admin_journal.retention = retention_.get();
   admin_ = std::make_unique<AdminService>(wc.admin_token, freshbooks_.get(), keys_.get(),
-                                          syncer_.get(), target_for);
+                                          syncer_.get(), target_for, std::move(admin_journal));
+  checker_ = std::make_unique<ConnectionChecker>(
+      freshbooks_.get(), keys_.get(),
+      [this](const std::string& id) -> std::optional<ConnectionCheckTargets> {
+        if (freshbooks_->Config(id) == nullptr) return std::nullopt;
+        ConnectionCheckTargets t;
+        t.sink = config_.writer.sink;
+        t.http = http_client_.get();
+        t.sqlite_path = config_.writer.data_dir + "/lakehouse.db";
+        if (auto it = databricks_.find(id); it != databricks_.end()) {
+          t.databricks_tokens = it->second->tokens.get();
+        }
+        return t;
+      },
+      clock);
+  admin_->set_checker(checker_.get());
   IngestMetrics im;
   im.submits = registry_.AddCounter("mlc_ingest_submits_total",
                                     "Ingest.Submit calls by kind and outcome", {"kind", "outcome"});
@@ -265,7 +312,12 @@ absl::Status WriterApp::Start() {
   // Without this gRPC sets SO_REUSEPORT, and a second writer on the same data_dir
   // could start on the same port instead of failing.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(wc.listen, grpc::InsecureServerCredentials(), &grpc_port_);
+  // TLS (DESIGN.md §5) covers Ingest, Admin, health and reflection alike; the
+  // metrics/health HTTP endpoint stays plaintext for probes and Prometheus.
+  MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
+                       ServerCredentials(wc.tls));
+  log::Info("writer: gRPC transport", {{"tls", DescribeServerTls(wc.tls)}});
+  builder.AddListeningPort(wc.listen, grpc_credentials, &grpc_port_);
   builder.RegisterService(ingest_.get());
   builder.RegisterService(admin_.get());
   grpc_server_ = builder.BuildAndStart();
@@ -291,6 +343,7 @@ absl::Status WriterApp::Start() {
 
   pipeline_->Start();
   scheduler_->Start();
+  retention_->Start();  // compacts now, then every hour
   log::Info("writer started",
             {{"grpc", absl::StrCat(wc.listen.substr(0, wc.listen.rfind(':')), ":", grpc_port_)},
              {"metrics_port", metrics_port_},
@@ -339,6 +392,9 @@ std::string WriterApp::RenderMetrics() {
       }
     }
   }
+  if (journal_ != nullptr && journal_bytes_ != nullptr) {
+    journal_bytes_->Set(static_cast<double>(journal_->FileBytes()));
+  }
   return registry_.Render();
 }
 
@@ -358,6 +414,7 @@ void WriterApp::Shutdown() {
   // written again (idempotently) after the restart.
   for (auto& [id, conn] : databricks_) conn->statements->CancelAll();
   if (scheduler_ != nullptr) scheduler_->Stop();
+  if (retention_ != nullptr) retention_->Stop();  // after its current chunk
   if (freshbooks_ != nullptr) freshbooks_->Stop();
   if (pipeline_ != nullptr) pipeline_->Stop();
   if (checks_thread_.joinable()) checks_thread_.join();

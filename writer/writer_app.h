@@ -1,8 +1,8 @@
 // WriterApp wires the writer together from config: journal, encrypted credential
 // store, FreshBooks connections (OAuth, webhooks), sink, hydrator, pipeline,
-// reconcile scheduler, the gRPC server (Ingest, Admin, grpc.health.v1,
-// reflection) and the HTTP metrics endpoint. main() owns one; integration tests can run one
-// in-process. Start/Shutdown are called from one thread.
+// reconcile scheduler, audit retention (journal compaction), the gRPC server
+// (Ingest, Admin, grpc.health.v1, reflection) and the HTTP metrics endpoint. main() owns one;
+// integration tests can run one in-process. Start/Shutdown are called from one thread.
 #pragma once
 
 #include <map>
@@ -26,6 +26,7 @@ class Server;
 namespace mlc::writer {
 
 class Journal;
+class JournalRetention;
 class Sink;
 class DatabricksTokenSource;
 class StatementClient;
@@ -34,6 +35,7 @@ class Pipeline;
 class SigningKeys;
 class IngestService;
 class AdminService;
+class ConnectionChecker;
 class CredentialStore;
 class FreshBooksConnections;
 class Syncer;
@@ -63,6 +65,7 @@ class WriterApp {
     ~DatabricksConnection();
     std::unique_ptr<DatabricksTokenSource> tokens;
     std::unique_ptr<StatementClient> statements;
+    std::unique_ptr<HttpClient> catalog_http;  // counts the sink's Unity Catalog calls
     std::unique_ptr<Sink> sink;
   };
   absl::Status StartDatabricks();
@@ -74,12 +77,14 @@ class WriterApp {
   Config config_;
   Registry registry_;
   std::unique_ptr<Journal> journal_;
-  std::unique_ptr<Sink> sink_;  // sink: sqlite
+  std::unique_ptr<JournalRetention> retention_;  // audit retention (compaction)
+  std::unique_ptr<Sink> sink_;                   // sink: sqlite
   std::unique_ptr<HttpClient> http_client_;
   std::unique_ptr<CredentialStore> store_;
   std::unique_ptr<FreshBooksConnections> freshbooks_;
   std::unique_ptr<Syncer> syncer_;
   std::unique_ptr<SyncScheduler> scheduler_;
+  std::unique_ptr<ConnectionChecker> checker_;
   std::unique_ptr<AdminService> admin_;
   std::map<std::string, std::unique_ptr<DatabricksConnection>> databricks_;
   std::thread checks_thread_;            // Databricks startup checks (they may take minutes)
@@ -94,6 +99,7 @@ class WriterApp {
   int grpc_port_ = 0;
   int metrics_port_ = 0;
   Family<Gauge>* journal_depth_ = nullptr;
+  Gauge* journal_bytes_ = nullptr;
   bool shut_down_ = false;
 };
 

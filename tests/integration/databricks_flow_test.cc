@@ -32,15 +32,6 @@ ServicesOptions DatabricksOptions(const DatabricksWorld& world) {
   return o;
 }
 
-std::map<std::string, int> RowCounts(DatabricksWorld& world) {
-  std::map<std::string, int> out;
-  if (!world.engine().TableInfo(kEvents).has_value()) return out;
-  for (const std::string& id : world.Column(absl::StrCat("SELECT delivery_id FROM ", kEvents))) {
-    ++out[id];
-  }
-  return out;
-}
-
 TEST(DatabricksFlowTest, WebhooksLandInAProvisionedDeltaTable) {
   DatabricksWorld world;
   Services s(DatabricksOptions(world));
@@ -55,7 +46,8 @@ TEST(DatabricksFlowTest, WebhooksLandInAProvisionedDeltaTable) {
 
   Services::Answer a = s.Send(StandardEvent("invoice.create", "1234567"));
   ASSERT_EQ(a.status, 202) << a.body;
-  ASSERT_TRUE(WaitFor([&] { return RowCounts(world).count(a.delivery_id) == 1; })) << s.WriterLog();
+  ASSERT_TRUE(WaitFor([&] { return world.EventRowCounts().count(a.delivery_id) == 1; }))
+      << s.WriterLog();
   const std::string where =
       absl::StrCat(" FROM ", kEvents, " WHERE delivery_id = '", a.delivery_id, "'");
   EXPECT_EQ(world.Column("SELECT event_type" + where), std::vector<std::string>{"invoice.create"});
@@ -86,7 +78,8 @@ TEST(DatabricksFlowTest, ATableWithFewerColumnsIsEvolved) {
   s.StartAll();
   Services::Answer a = s.Send(StandardEvent("client.update", "77"));
   ASSERT_EQ(a.status, 202);
-  ASSERT_TRUE(WaitFor([&] { return RowCounts(world).count(a.delivery_id) == 1; })) << s.WriterLog();
+  ASSERT_TRUE(WaitFor([&] { return world.EventRowCounts().count(a.delivery_id) == 1; }))
+      << s.WriterLog();
   std::optional<FakeTableInfo> info = world.engine().TableInfo(kEvents);
   ASSERT_TRUE(info.has_value());
   EXPECT_EQ(info->columns.size(), 12u);
@@ -112,7 +105,7 @@ TEST(DatabricksFlowTest, ATypeConflictDeadLettersWithAnActionableReason) {
       "journal.db", "SELECT last_error FROM deliveries WHERE delivery_id='" + a.delivery_id + "'");
   EXPECT_TRUE(Contains(reason, "received_at")) << reason;
   EXPECT_TRUE(Contains(reason, "never retypes")) << reason;
-  EXPECT_TRUE(RowCounts(world).empty());
+  EXPECT_TRUE(world.EventRowCounts().empty());
 }
 
 TEST(DatabricksFlowTest, UnderAMixOfFaultsEveryAcknowledgedRowLandsExactlyOnce) {
@@ -160,7 +153,7 @@ TEST(DatabricksFlowTest, UnderAMixOfFaultsEveryAcknowledgedRowLandsExactlyOnce) 
   std::map<std::string, int> rows;
   ASSERT_TRUE(WaitFor(
       [&] {
-        rows = RowCounts(world);
+        rows = world.EventRowCounts();
         for (const std::string& id : acked) {
           if (rows.count(id) == 0) return false;
         }
@@ -197,7 +190,7 @@ TEST(DatabricksFlowTest, UnderATwentyPercentFaultMixEveryRowLandsExactlyOnce) {
   std::map<std::string, int> rows;
   ASSERT_TRUE(WaitFor(
       [&] {
-        rows = RowCounts(world);
+        rows = world.EventRowCounts();
         for (const std::string& id : acked) {
           if (rows.count(id) == 0) return false;
         }
@@ -233,7 +226,7 @@ TEST(DatabricksFlowTest, FiveSecondTokensOverAMinuteFailNothing) {
   std::map<std::string, int> rows;
   ASSERT_TRUE(WaitFor(
       [&] {
-        rows = RowCounts(world);
+        rows = world.EventRowCounts();
         return rows.size() >= acked.size();
       },
       std::chrono::seconds(30)));

@@ -48,4 +48,11 @@ std::vector<std::string> DatabricksWorld::Column(const std::string& sql) {
   return out;
 }
 
+std::map<std::string, int> DatabricksWorld::EventRowCounts(const std::string& table) {
+  std::map<std::string, int> out;
+  if (!engine_->TableInfo(table).has_value()) return out;
+  for (const std::string& id : Column(absl::StrCat("SELECT delivery_id FROM ", table))) ++out[id];
+  return out;
+}
+
 }  // namespace mlc::testing

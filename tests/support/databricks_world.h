@@ -3,6 +3,7 @@
 // Unity Catalog answers from the engine's catalog).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,11 @@ class DatabricksWorld {
 
   // One column of a SELECT on the engine, as strings ("NULL" for NULL).
   std::vector<std::string> Column(const std::string& sql);
+
+  // Rows per delivery_id in `table` (the writer's events table by default);
+  // empty while the table does not exist.
+  std::map<std::string, int> EventRowCounts(
+      const std::string& table = "finance.freshbooks.freshbooks_events");
 
  private:
   std::unique_ptr<FakeSqlEngine> engine_;

@@ -188,11 +188,15 @@ class DatabricksStatementsTest : public ::testing::Test {
   }
 
   std::unique_ptr<StatementClient> Client(StatementClientOptions o, HttpClient* http = nullptr) {
-    return std::make_unique<StatementClient>(std::move(o), http ? http : &http_, tokens_.get(),
-                                             RealClock::Get(),
-                                             StatementMetrics{&latency_, &retries_, &failed_});
+    return std::make_unique<StatementClient>(
+        std::move(o), http ? http : &http_, tokens_.get(), RealClock::Get(),
+        StatementMetrics{&latency_, &retries_, &failed_,
+                         DatabricksRequestCounter(requests_, "acme")});
   }
   std::unique_ptr<StatementClient> Client() { return Client(Options()); }
+
+  // mlc_databricks_requests_total{connection="acme", status}.
+  double Requests(const std::string& status) { return requests_->With({"acme", status})->Value(); }
 
   // Every statement returns its SQL text and parameter count as one row.
   void EchoExecutor() {
@@ -219,6 +223,9 @@ class DatabricksStatementsTest : public ::testing::Test {
   Histogram latency_{LatencyBuckets()};
   Counter retries_;
   Counter failed_;
+  Registry registry_;
+  Family<Counter>* requests_ =
+      registry_.AddCounter("mlc_databricks_requests_total", "requests", {"connection", "status"});
 };
 
 TEST_F(DatabricksStatementsTest, SendsTheDocumentedRequestAndReturnsRows) {
@@ -479,6 +486,31 @@ TEST_F(DatabricksStatementsTest, UnsentRequestIsRetriedEvenIfNotIdempotent) {
       Client(Options(), &refusing)->Execute(Statement{"INSERT 1", {}, "", "", false});
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(fake_.StatementsExecuted(), 1);
+}
+
+TEST_F(DatabricksStatementsTest, EveryCallIsCountedByStatus) {
+  EchoExecutor();
+  fake_.SetStatementLatency(absl::Milliseconds(50));
+  fake_.ThrottleNext(1, /*retry_after_seconds=*/0, Scope::kExecute);
+  RefusingHttpClient refusing(&http_, 1);
+  StatementClientOptions o = Options();
+  o.wait_timeout = absl::ZeroDuration();  // PENDING at once: polled
+  absl::StatusOr<StatementResult> r =
+      Client(o, &refusing)->Execute(Statement{"SELECT 1", {}, "", "", false});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Requests("network"), 1);  // the refused connection
+  EXPECT_EQ(Requests("429"), 1);
+  ASSERT_GE(fake_.Requests(Endpoint::kGetStatement), 1);
+  // The accepted submission and every poll; the token source counts its own calls.
+  EXPECT_EQ(Requests("200"), 1 + fake_.Requests(Endpoint::kGetStatement));
+
+  // A rejected token is counted before the re-mint and the retry.
+  fake_.RejectTokensNext(1);
+  ASSERT_TRUE(Client()->Execute(Statement{"SELECT 2", {}, "", "", false}).ok());
+  EXPECT_EQ(Requests("401") + Requests("403"), 1);
+  EXPECT_EQ(Requests("200"), 2 + fake_.Requests(Endpoint::kGetStatement));
+  // Bounded labels: no statement id or path in the exposition.
+  EXPECT_THAT(registry_.Render(), Not(HasSubstr(r->statement_id)));
 }
 
 TEST_F(DatabricksStatementsTest, InvalidTokenIsReMintedOnceAndRetried) {

@@ -94,10 +94,18 @@ class DatabricksTokenTest : public ::testing::Test {
     return o;
   }
 
+  DatabricksTokenMetrics Metrics() {
+    return DatabricksTokenMetrics{&refreshes_, &failures_,
+                                  DatabricksRequestCounter(requests_, "acme")};
+  }
+
   std::unique_ptr<DatabricksTokenSource> Source(HttpClient* http = nullptr) {
     return std::make_unique<DatabricksTokenSource>(Options(), http ? http : &http_, &clock_,
-                                                   DatabricksTokenMetrics{&refreshes_, &failures_});
+                                                   Metrics());
   }
+
+  // mlc_databricks_requests_total{connection="acme", status}.
+  double Requests(const std::string& status) { return requests_->With({"acme", status})->Value(); }
 
   FakeClock clock_;
   testing::FakeDatabricks fake_;
@@ -105,6 +113,9 @@ class DatabricksTokenTest : public ::testing::Test {
   SleepRecorder sleeps_;
   Counter refreshes_;
   Counter failures_;
+  Registry registry_;
+  Family<Counter>* requests_ =
+      registry_.AddCounter("mlc_databricks_requests_total", "requests", {"connection", "status"});
 };
 
 TEST(TokenScheduleTest, FollowsTheSdkRules) {
@@ -237,6 +248,29 @@ TEST_F(DatabricksTokenTest, RetriesThrottlingAndServerErrorsHonouringRetryAfter)
   EXPECT_LE(delays[2], absl::Seconds(1));
 }
 
+TEST_F(DatabricksTokenTest, EveryTokenRequestIsCountedByStatus) {
+  fake_.ThrottleNext(1, /*retry_after_seconds=*/1, Scope::kToken);
+  fake_.UnavailableNext(2, -1, Scope::kToken);
+  auto source = Source();
+  ASSERT_TRUE(source->Token().ok());
+  EXPECT_EQ(Requests("429"), 1);
+  EXPECT_EQ(Requests("503"), 2);
+  EXPECT_EQ(Requests("200"), 1);
+  EXPECT_EQ(refreshes_.Value(), 1);
+  // A cached token costs no request.
+  ASSERT_TRUE(source->Token().ok());
+  EXPECT_EQ(Requests("200"), 1);
+
+  // Rejected credentials are counted with their status too.
+  DatabricksTokenOptions o = Options();
+  o.client_secret = "dose-wrong-secret-do-not-print";
+  DatabricksTokenSource rejected(o, &http_, &clock_, Metrics());
+  EXPECT_FALSE(rejected.Token().ok());
+  EXPECT_EQ(Requests("401") + Requests("400"), 1);
+  EXPECT_EQ(failures_.Value(), 1);
+  EXPECT_THAT(registry_.Render(), Not(HasSubstr(o.client_secret)));
+}
+
 TEST_F(DatabricksTokenTest, GivesUpAfterMaxAttempts) {
   fake_.UnavailableNext(100, -1, Scope::kToken);
   auto source = Source();
@@ -266,12 +300,13 @@ TEST_F(DatabricksTokenTest, NetworkErrorsAreRetriedThenReportedWithoutSecrets) {
   DatabricksTokenOptions o = Options();
   o.host = absl::StrCat("http://127.0.0.1:", testing::PickFreePort());
   o.max_attempts = 3;
-  DatabricksTokenSource source(o, &http_, &clock_);
+  DatabricksTokenSource source(o, &http_, &clock_, Metrics());
   absl::StatusOr<std::string> token = source.Token();
   ASSERT_EQ(token.status().code(), absl::StatusCode::kUnavailable) << token.status();
   EXPECT_THAT(std::string(token.status().message()), HasSubstr("/oidc/v1/token"));
   EXPECT_THAT(token.status().ToString(), Not(HasSubstr(o.client_secret)));
   EXPECT_EQ(sleeps_.delays().size(), 2u);
+  EXPECT_EQ(Requests("network"), 3);  // every attempt
 }
 
 TEST_F(DatabricksTokenTest, InvalidateDropsOnlyTheCurrentToken) {

@@ -740,6 +740,34 @@ TEST_F(FreshBooksClientTest, TransientRefreshFailureMarksNothing) {
   EXPECT_TRUE(r.ok()) << r.status();
 }
 
+TEST_F(FreshBooksClientTest, EveryHttpCallIsCountedByStatusTokenEndpointIncluded) {
+  Authorize();  // token endpoint: 200
+  clock_.Advance(absl::Hours(13));
+  fake_.SetTokenFailures(1, 503);  // the refresh: 503, then 200
+  fake_.Push({429, "", {}});       // the call: 429, then 200
+  absl::StatusOr<FreshBooksResponse> r = client_->Call("GET", kApiPath);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(Requests("200"), 3);
+  EXPECT_EQ(Requests("503"), 1);
+  EXPECT_EQ(Requests("429"), 1);
+  EXPECT_EQ(refreshes_.Value(), 1);
+  EXPECT_EQ(refresh_failures_.Value(), 0);
+
+  // A token endpoint that does not answer counts as "network", once per attempt.
+  client_ = MakeClient([](FreshBooksClientOptions* o) { o->api_url = "http://127.0.0.1:1"; });
+  clock_.Advance(absl::Hours(13));
+  r = client_->Call("GET", kApiPath);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Requests("network"), 3);
+  EXPECT_EQ(refresh_failures_.Value(), 1);
+
+  // Labels stay bounded: the connection and a status, never a path or an id.
+  const std::string text = registry_.Render();
+  EXPECT_THAT(text,
+              HasSubstr(R"(mlc_freshbooks_requests_total{connection="acme",status="200"} 3)"));
+  EXPECT_THAT(text, Not(HasSubstr("invoices")));
+}
+
 TEST_F(FreshBooksClientTest, TooManyRequestsHonoursRetryAfter) {
   Authorize();
   fake_.Push({429, R"({"message":"slow down"})", {{"Retry-After", "3"}}});
@@ -796,7 +824,7 @@ TEST_F(FreshBooksClientTest, NetworkErrorsAreRetriedThenUnavailable) {
   absl::StatusOr<FreshBooksResponse> r = client_->Call("GET", kApiPath);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(r.status().message(), HasSubstr("gave up after 3 attempts"));
-  EXPECT_EQ(Requests("error"), 3);
+  EXPECT_EQ(Requests("network"), 3);
 }
 
 TEST_F(FreshBooksClientTest, ErrorsAreClassified) {
