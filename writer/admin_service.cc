@@ -238,6 +238,9 @@ grpc::Status AdminService::Sync(grpc::ServerContext* ctx,
   SyncOptions options;
   options.entities.assign(request->entities().begin(), request->entities().end());
   options.full = request->full();
+  // The caller gave up (Ctrl-C, deadline) or the server is shutting down (its
+  // Shutdown deadline cancels calls in flight): stop between pages.
+  options.cancelled = [ctx] { return ctx->IsCancelled(); };
   auto r = syncer_->Run(request->connection_id(), *target, options);
   if (!r.ok()) return ToGrpcStatus(r.status());
   for (const EntitySyncResult& e : r->entities) {

@@ -33,6 +33,7 @@
 #include "absl/strings/str_split.h"
 #include "common/webhook_signature.h"
 #include "tests/support/databricks_world.h"
+#include "tests/support/freshbooks_world.h"
 #include "tests/support/services.h"
 #include "tests/support/test_util.h"
 
@@ -362,6 +363,44 @@ TEST(ShutdownTest, IdleWriterStopsQuickly) {
   EXPECT_TRUE(Contains(s.WriterLog(), "writer stopped")) << s.WriterLog();
   const int64_t wal = FileSize(s.data_dir() + "/journal.db-wal");
   EXPECT_TRUE(wal == -1 || wal == 0) << "journal.db-wal has " << wal << " bytes";
+}
+
+// An operator's `mlc sync --full` against a slow FreshBooks is running when the
+// writer gets SIGTERM: the sync stops between pages (its watermarks stay) instead
+// of holding the shutdown for the whole backfill.
+TEST(ShutdownTest, WriterStopsDuringALongSync) {
+  FreshBooksWorld w;
+  w.StartAuthorized();
+  // 300 objects of every entity at 400 ms per request: a full sync needs well over
+  // a minute of requests.
+  w.fb().Seed(300);
+  w.fb().SetLatency(absl::Milliseconds(400));
+  auto count_runs = [&] {
+    const std::string log = w.services().WriterLog();
+    size_t n = 0;
+    for (size_t at = log.find("sync: run started"); at != std::string::npos;
+         at = log.find("sync: run started", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const size_t runs = count_runs();
+  std::string cli_out;
+  std::future<int> cli = std::async(std::launch::async, [&] {
+    return w.services().RunCli({"sync", "--connection", "acme", "--full"}, &cli_out);
+  });
+  ASSERT_TRUE(WaitFor([&] { return count_runs() > runs; })) << w.services().WriterLog();
+
+  const auto sigterm_at = std::chrono::steady_clock::now();
+  w.services().KillWriter(SIGTERM);
+  const int status = w.services().writer()->Wait(std::chrono::seconds(30));
+  const auto took = std::chrono::steady_clock::now() - sigterm_at;
+  ASSERT_TRUE(ExitedZero(status)) << DescribeExit(status) << "\n" << w.services().WriterLog();
+  EXPECT_LT(took, std::chrono::seconds(8))
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n"
+      << w.services().WriterLog();
+  EXPECT_TRUE(Contains(w.services().WriterLog(), "writer stopped"));
+  cli.wait();
 }
 
 }  // namespace
