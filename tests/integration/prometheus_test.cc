@@ -21,7 +21,6 @@
 #include <memory>
 #include <optional>
 #include <random>
-#include <regex>
 #include <set>
 #include <string>
 #include <utility>
@@ -29,6 +28,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -259,14 +259,19 @@ void ExpectBoundedStatusLabels(const PrometheusServer& prom, const std::string& 
   ASSERT_TRUE(samples.has_value()) << error;
   ASSERT_FALSE(samples->empty()) << family;
   const std::set<std::string> want_keys = {"__name__", "connection", "instance", "job", "status"};
-  const std::regex status_re("[1-5][0-9][0-9]|network");
+  // An HTTP status code or "network" (std::regex trips GCC 12 warnings under sanitizers).
+  const auto is_status = [](const std::string& v) {
+    return v == "network" || (v.size() == 3 && v[0] >= '1' && v[0] <= '5' &&
+                              absl::ascii_isdigit(static_cast<unsigned char>(v[1])) &&
+                              absl::ascii_isdigit(static_cast<unsigned char>(v[2])));
+  };
   for (const Sample& s : *samples) {
     std::set<std::string> keys;
     for (const auto& [k, v] : s.labels) keys.insert(k);
     EXPECT_EQ(keys, want_keys) << family;
     const auto status = s.labels.find("status");
     ASSERT_NE(status, s.labels.end());
-    EXPECT_TRUE(std::regex_match(status->second, status_re)) << family << ": " << status->second;
+    EXPECT_TRUE(is_status(status->second)) << family << ": " << status->second;
     EXPECT_EQ(s.labels.at("connection"), "acme");
   }
 }
