@@ -32,7 +32,6 @@
 namespace {
 
 using Steady = std::chrono::steady_clock;
-using mlc::writer::Attempt;
 using mlc::writer::Journal;
 
 double Millis(Steady::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
@@ -130,18 +129,9 @@ int main(int argc, char** argv) {
         --left;
       });
     }
-    std::vector<Attempt> attempts;
-    attempts.reserve(ids.size());
-    for (const std::string& id : ids) {
-      Attempt a;
-      a.delivery_id = id;
-      a.stage = "write";
-      a.outcome = "ok";
-      a.duration = absl::Milliseconds(40);
-      a.at = clock.Now();
-      attempts.push_back(std::move(a));
+    if (!journal->MarkWrittenSync(ids, mlc::testing::TestWriteAttempts(ids, clock.Now())).ok()) {
+      return 1;
     }
-    if (!journal->MarkWrittenSync(ids, std::move(attempts)).ok()) return 1;
     while (left.load() > 0) std::this_thread::yield();
   }
   std::printf("  filled in %.1f s; journal %.1f MiB, %lld pages\n",

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -33,6 +35,24 @@ inline writer::Delivery TestDelivery(const std::string& id, absl::Time received_
   d.status = writer::DeliveryStatus::kPending;
   d.available_at = absl::InfinitePast();  // "now", as the ingest service asks
   return d;
+}
+
+// The audit rows the pipeline records when `ids` are written: one "write ok"
+// attempt of 40 ms each, at `at`.
+inline std::vector<writer::Attempt> TestWriteAttempts(const std::vector<std::string>& ids,
+                                                      absl::Time at) {
+  std::vector<writer::Attempt> attempts;
+  attempts.reserve(ids.size());
+  for (const std::string& id : ids) {
+    writer::Attempt a;
+    a.delivery_id = id;
+    a.stage = "write";
+    a.outcome = "ok";
+    a.duration = absl::Milliseconds(40);
+    a.at = at;
+    attempts.push_back(std::move(a));
+  }
+  return attempts;
 }
 
 }  // namespace mlc::testing

@@ -29,14 +29,13 @@
 namespace mlc::writer {
 namespace {
 
+using ::mlc::testing::TestDelivery;
+using ::mlc::testing::TestWriteAttempts;
+
 int64_t IntOnDisk(const std::string& path, const std::string& sql) {
   std::vector<testing::SqlRow> rows = testing::QueryRows(path, sql);
   if (rows.empty() || rows[0].empty() || !rows[0][0].has_value()) return -1;
   return std::stoll(*rows[0][0]);
-}
-
-Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
-  return testing::TestDelivery(id, received_at);
 }
 
 class JournalRetentionTest : public ::testing::Test {
@@ -59,32 +58,19 @@ class JournalRetentionTest : public ::testing::Test {
     };
     std::vector<std::string> ids;
     std::vector<std::string> dead_ids;
-    std::vector<Attempt> attempts;
     ids.reserve(static_cast<size_t>(n));
-    attempts.reserve(static_cast<size_t>(n));
     for (int i = 0; i < n + dead; ++i) {
       const std::string id = absl::StrCat(prefix, i < n ? "-" : "-dead-", i);
-      journal_->Append(MakeDelivery(id, clock_.Now()), done);
-      if (i >= n) {
-        dead_ids.push_back(id);
-        continue;
-      }
-      ids.push_back(id);
-      Attempt a;
-      a.delivery_id = id;
-      a.stage = "write";
-      a.outcome = "ok";
-      a.duration = absl::Milliseconds(40);
-      a.at = clock_.Now();
-      attempts.push_back(std::move(a));
+      journal_->Append(TestDelivery(id, clock_.Now()), done);
+      (i < n ? ids : dead_ids).push_back(id);
     }
-    journal_->MarkWritten(ids, std::move(attempts), done);
+    journal_->MarkWritten(ids, TestWriteAttempts(ids, clock_.Now()), done);
     if (dead > 0) journal_->MarkDead(dead_ids, "column amount: type conflict", {}, done);
     pending.Wait();
   }
 
   void AppendDead(const std::string& id) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(id, clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(id, clock_.Now())).ok());
     ASSERT_TRUE(journal_->MarkDeadSync({id}, "column amount: type conflict", {}).ok());
   }
 
@@ -106,7 +92,7 @@ TEST_F(JournalRetentionTest, RunOnceRemovesWhatIsOlderThanTheRetention) {
   EXPECT_FALSE(retention.status().last_compaction.has_value());
   AppendWritten("old", 5);
   AppendDead("old-dead");
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("old-pending", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("old-pending", clock_.Now())).ok());
   clock_.Advance(absl::Hours(24 * 6));
   AppendWritten("young", 3);
 

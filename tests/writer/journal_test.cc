@@ -30,15 +30,12 @@
 namespace mlc::writer {
 namespace {
 
+using ::mlc::testing::TestDelivery;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Pair;
 using ::testing::UnorderedElementsAre;
-
-Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
-  return testing::TestDelivery(id, received_at);
-}
 
 std::vector<std::string> Ids(const std::vector<Delivery>& ds) {
   std::vector<std::string> out;
@@ -105,7 +102,7 @@ class JournalTest : public ::testing::Test {
 
 TEST_F(JournalTest, AppendThenGetReturnsEveryField) {
   const absl::Time received = clock_.Now() - absl::Seconds(3);
-  Delivery in = MakeDelivery("d-1", received);
+  Delivery in = TestDelivery("d-1", received);
   in.kind = "handshake";
   in.status = DeliveryStatus::kHandshake;
   ASSERT_TRUE(journal_->AppendSync(in).ok());
@@ -136,7 +133,7 @@ TEST_F(JournalTest, AppendThenGetReturnsEveryField) {
 }
 
 TEST_F(JournalTest, AppendKeepsExplicitStateAndMicrosecondTimes) {
-  Delivery in = MakeDelivery("d-1", absl::FromUnixMicros(1767225600123456));
+  Delivery in = TestDelivery("d-1", absl::FromUnixMicros(1767225600123456));
   in.attempts = 2;
   in.available_at = clock_.Now() + absl::Minutes(5);
   in.last_error = "earlier failure";
@@ -151,7 +148,7 @@ TEST_F(JournalTest, AppendKeepsExplicitStateAndMicrosecondTimes) {
 
 TEST_F(JournalTest, AppendRecordsAJournalAttempt) {
   const absl::Time received = clock_.Now() - absl::Milliseconds(250);
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", received)).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-1", received)).ok());
 
   auto attempts = journal_->Attempts("d-1");
   ASSERT_TRUE(attempts.ok()) << attempts.status();
@@ -175,7 +172,7 @@ TEST_F(JournalTest, DoneFiresOnlyOnceTheRowIsCommitted) {
   absl::BlockingCounter pending(kAppends);
   for (int i = 0; i < kAppends; ++i) {
     const std::string id = absl::StrCat("d-", i);
-    journal_->Append(MakeDelivery(id, clock_.Now()), [&, id](absl::Status s) {
+    journal_->Append(TestDelivery(id, clock_.Now()), [&, id](absl::Status s) {
       EXPECT_TRUE(s.ok()) << s;
       std::optional<std::string> status = StatusOnDisk(path_, id);
       {
@@ -227,7 +224,7 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
       go.WaitForNotification();
       for (int i = 0; i < kPerThread; ++i) {
         absl::Status s =
-            journal_->AppendSync(MakeDelivery(absl::StrCat("d-", t, "-", i), absl::Now()));
+            journal_->AppendSync(TestDelivery(absl::StrCat("d-", t, "-", i), absl::Now()));
         (s.ok() ? ok : failed).fetch_add(1);
       }
     });
@@ -251,7 +248,7 @@ TEST_F(JournalTest, ConcurrentAppendsShareCommits) {
 }
 
 TEST_F(JournalTest, DuplicateDeliveryFailsAloneAndKeepsTheFirst) {
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("dup", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("dup", clock_.Now())).ok());
 
   // Queue a burst with one duplicate inside: it fails, its neighbours do not.
   constexpr int kAppends = 9;
@@ -260,7 +257,7 @@ TEST_F(JournalTest, DuplicateDeliveryFailsAloneAndKeepsTheFirst) {
   absl::BlockingCounter pending(kAppends);
   for (int i = 0; i < kAppends; ++i) {
     const std::string id = i == 4 ? "dup" : absl::StrCat("d-", i);
-    Delivery d = MakeDelivery(id, clock_.Now());
+    Delivery d = TestDelivery(id, clock_.Now());
     if (id == "dup") d.object_id = "second-copy";
     journal_->Append(std::move(d), [&, id](absl::Status s) {
       absl::MutexLock lock(&mu);
@@ -285,20 +282,20 @@ TEST_F(JournalTest, FetchDueReturnsPendingAvailableDeliveriesInSeqOrder) {
   const absl::Time now = clock_.Now();
   // Interleave what must and must not be returned; ids are not in seq order.
   std::vector<Delivery> in;
-  in.push_back(MakeDelivery("z-due", now));
-  in.push_back(MakeDelivery("later", now));
+  in.push_back(TestDelivery("z-due", now));
+  in.push_back(TestDelivery("later", now));
   in.back().available_at = now + absl::Seconds(30);
-  in.push_back(MakeDelivery("a-due", now));
+  in.push_back(TestDelivery("a-due", now));
   in.back().available_at = now - absl::Hours(1);
-  in.push_back(MakeDelivery("written", now));
+  in.push_back(TestDelivery("written", now));
   in.back().status = DeliveryStatus::kWritten;
-  in.push_back(MakeDelivery("m-due", now));
+  in.push_back(TestDelivery("m-due", now));
   in.back().available_at = now;  // exactly now counts as due
-  in.push_back(MakeDelivery("dead", now));
+  in.push_back(TestDelivery("dead", now));
   in.back().status = DeliveryStatus::kDead;
-  in.push_back(MakeDelivery("handshake", now));
+  in.push_back(TestDelivery("handshake", now));
   in.back().status = DeliveryStatus::kHandshake;
-  in.push_back(MakeDelivery("b-due", now));
+  in.push_back(TestDelivery("b-due", now));
   for (Delivery& d : in) ASSERT_TRUE(journal_->AppendSync(std::move(d)).ok());
 
   const std::vector<Delivery> due = MustFetchDue();
@@ -317,7 +314,7 @@ TEST_F(JournalTest, FetchDueOnAnEmptyJournal) { EXPECT_THAT(MustFetchDue(), IsEm
 
 TEST_F(JournalTest, MarkWrittenSyncFinishesDeliveriesAndRecordsAttempts) {
   for (const char* id : {"d-1", "d-2", "d-3"}) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(id, clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(id, clock_.Now())).ok());
   }
   clock_.Advance(absl::Seconds(2));
   std::vector<Attempt> attempts;
@@ -348,8 +345,8 @@ TEST_F(JournalTest, MarkWrittenSyncFinishesDeliveriesAndRecordsAttempts) {
 }
 
 TEST_F(JournalTest, MarkRetrySyncDefersTheDelivery) {
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", clock_.Now())).ok());
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-2", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-1", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-2", clock_.Now())).ok());
   const absl::Time retry_at = clock_.Now() + absl::Seconds(10);
   Attempt a;
   a.delivery_id = "d-1";
@@ -388,8 +385,8 @@ TEST_F(JournalTest, MarkRetrySyncDefersTheDelivery) {
 }
 
 TEST_F(JournalTest, MarkDeadSyncKeepsTheReasonAndStopsProcessing) {
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-1", clock_.Now())).ok());
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-2", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-1", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-2", clock_.Now())).ok());
   Attempt a;
   a.delivery_id = "d-1";
   a.stage = "write";
@@ -424,9 +421,9 @@ TEST_F(JournalTest, CountByStatus) {
   EXPECT_THAT(*empty, IsEmpty());
 
   for (int i = 0; i < 6; ++i) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
-  Delivery hs = MakeDelivery("hs", clock_.Now());
+  Delivery hs = TestDelivery("hs", clock_.Now());
   hs.kind = "handshake";
   hs.status = DeliveryStatus::kHandshake;
   ASSERT_TRUE(journal_->AppendSync(hs).ok());
@@ -446,7 +443,7 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
   EXPECT_FALSE(none->has_value());
 
   const absl::Time now = clock_.Now();
-  Delivery early_but_written = MakeDelivery("w", now);
+  Delivery early_but_written = TestDelivery("w", now);
   early_but_written.available_at = now - absl::Hours(2);
   early_but_written.status = DeliveryStatus::kWritten;
   ASSERT_TRUE(journal_->AppendSync(early_but_written).ok());
@@ -454,9 +451,9 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
   ASSERT_TRUE(none.ok()) << none.status();
   EXPECT_FALSE(none->has_value()) << "only pending deliveries count";
 
-  Delivery later = MakeDelivery("later", now);
+  Delivery later = TestDelivery("later", now);
   later.available_at = now + absl::Minutes(5);
-  Delivery sooner = MakeDelivery("sooner", now);
+  Delivery sooner = TestDelivery("sooner", now);
   sooner.available_at = now + absl::Minutes(1);
   ASSERT_TRUE(journal_->AppendSync(later).ok());
   ASSERT_TRUE(journal_->AppendSync(sooner).ok());
@@ -472,7 +469,7 @@ TEST_F(JournalTest, NextAvailableIsTheEarliestPendingTime) {
 
 TEST_F(JournalTest, ReopenAfterRestartKeepsEverything) {
   for (int i = 0; i < 5; ++i) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   Attempt w;
   w.delivery_id = "d-0";
@@ -503,7 +500,7 @@ TEST_F(JournalTest, ReopenAfterRestartKeepsEverything) {
   EXPECT_EQ((*audit)[1].stage, "write");
 
   // New deliveries continue the arrival order.
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("d-5", clock_.Now())).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("d-5", clock_.Now())).ok());
   EXPECT_GT(MustGet("d-5").seq, last_seq);
   EXPECT_THAT(Ids(MustFetchDue()), ElementsAre("d-3", "d-4", "d-5"));
 }
@@ -513,7 +510,7 @@ TEST_F(JournalTest, DestructorCommitsEverythingAlreadyQueued) {
   std::atomic<int> ok{0};
   std::atomic<int> callbacks{0};
   for (int i = 0; i < kAppends; ++i) {
-    journal_->Append(MakeDelivery(absl::StrCat("d-", i), clock_.Now()), [&](absl::Status s) {
+    journal_->Append(TestDelivery(absl::StrCat("d-", i), clock_.Now()), [&](absl::Status s) {
       if (s.ok()) ok.fetch_add(1);
       callbacks.fetch_add(1);
     });
@@ -558,7 +555,7 @@ class JournalQueryTest : public JournalTest {
   void Add(const std::string& id, const std::string& connection, const std::string& event,
            const std::string& object_id, DeliveryStatus status, absl::Time received,
            const std::string& error = "") {
-    Delivery d = MakeDelivery(id, received);
+    Delivery d = TestDelivery(id, received);
     d.connection_id = connection;
     d.event_type = event;
     d.object_type = event.substr(0, event.find('.'));
@@ -620,7 +617,7 @@ TEST_F(JournalQueryTest, ListIsNewestFirstWithoutPayload) {
   EXPECT_FALSE(page->deliveries[1].finished_at.has_value()) << "pending is not finished";
   EXPECT_EQ(page->deliveries[0].finished_at, std::optional<absl::Time>(clock_.Now()))
       << "a handshake is finished when journaled";
-  EXPECT_EQ(MustGet("a2").payload, MakeDelivery("x", clock_.Now()).payload)
+  EXPECT_EQ(MustGet("a2").payload, TestDelivery("x", clock_.Now()).payload)
       << "Get still returns the payload";
 }
 
@@ -698,7 +695,7 @@ TEST_F(JournalQueryTest, FilterValuesAreDataNotSql) {
 
 TEST_F(JournalQueryTest, PagesAreStableWhileDeliveriesArrive) {
   for (int i = 0; i < 25; ++i) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   DeliveryPageRequest page;
   page.page_size = 10;
@@ -711,7 +708,7 @@ TEST_F(JournalQueryTest, PagesAreStableWhileDeliveriesArrive) {
 
   // New deliveries arrive between pages: they are newer than the cursor.
   for (int i = 25; i < 30; ++i) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   std::vector<std::string> seen = Ids(first->deliveries);
   page.page_token = first->next_page_token;
@@ -737,7 +734,7 @@ TEST_F(JournalQueryTest, PagesAreStableWhileDeliveriesArrive) {
   EXPECT_EQ(all->next_page_token, "");
   // The default page size is 50.
   for (int i = 30; i < 60; ++i) {
-    ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
+    ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), clock_.Now())).ok());
   }
   auto dflt = journal_->List({});
   ASSERT_TRUE(dflt.ok()) << dflt.status();
@@ -1153,7 +1150,7 @@ TEST(JournalMigrationTest, AV1FileOpensAndKeepsItsRows) {
   ASSERT_TRUE(compacted.ok()) << compacted.status();
   EXPECT_EQ(*compacted, 2);  // w and h
   EXPECT_EQ(IntOnDisk(path, "SELECT COUNT(*) FROM deliveries"), 2);
-  ASSERT_TRUE(journal.AppendSync(MakeDelivery("new", clock.Now())).ok());
+  ASSERT_TRUE(journal.AppendSync(TestDelivery("new", clock.Now())).ok());
   auto page = journal.List({});
   ASSERT_TRUE(page.ok());
   EXPECT_THAT(Ids(page->deliveries), ElementsAre("new", "d", "p"));

@@ -44,6 +44,7 @@
 namespace mlc::writer {
 namespace {
 
+using ::mlc::testing::TestDelivery;
 using ::testing::ElementsAre;
 using ::testing::Ge;
 using ::testing::HasSubstr;
@@ -190,10 +191,6 @@ class ScriptedHydrator final : public Hydrator {
   std::map<std::string, std::vector<MappedRow>> rows_;
 };
 
-Delivery MakeDelivery(const std::string& id, absl::Time received_at) {
-  return testing::TestDelivery(id, received_at);
-}
-
 std::vector<std::string> Ids(const std::vector<Delivery>& ds) {
   std::vector<std::string> out;
   for (const Delivery& d : ds) out.push_back(d.delivery_id);
@@ -221,7 +218,7 @@ class PipelineTest : public ::testing::Test {
   // the ingest service does once each is durable.
   void AppendN(int n, absl::Time received_at, int first = 0) {
     for (int i = first; i < first + n; ++i) {
-      ASSERT_TRUE(journal_->AppendSync(MakeDelivery(absl::StrCat("d-", i), received_at)).ok());
+      ASSERT_TRUE(journal_->AppendSync(TestDelivery(absl::StrCat("d-", i), received_at)).ok());
       if (pipeline_ != nullptr) pipeline_->Notify(1);
     }
   }
@@ -424,8 +421,8 @@ TEST_F(PipelineTest, TransientFailurePastMaxAgeMakesDeliveriesDead) {
   OpenJournal(&clock_);
   MakePipeline(&clock_, Batch(100, 1000), Retry(1000, 60000, /*max_age_hours=*/72));
   const absl::Time now = clock_.Now();
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("old", now - absl::Hours(73))).ok());
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("young", now - absl::Hours(71))).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("old", now - absl::Hours(73))).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("young", now - absl::Hours(71))).ok());
   sink_.FailNext(1);
 
   EXPECT_EQ(pipeline_->ProcessBatch(Due(now)), 0);
@@ -444,7 +441,7 @@ TEST_F(PipelineTest, TransientFailurePastMaxAgeMakesDeliveriesDead) {
 TEST_F(PipelineTest, AReplayedOldDeliveryGetsAFreshRetryBudget) {
   OpenJournal(&clock_);
   MakePipeline(&clock_, Batch(100, 1000), Retry(1000, 60000, /*max_age_hours=*/72));
-  ASSERT_TRUE(journal_->AppendSync(MakeDelivery("old", clock_.Now() - absl::Hours(100))).ok());
+  ASSERT_TRUE(journal_->AppendSync(TestDelivery("old", clock_.Now() - absl::Hours(100))).ok());
   sink_.FailNext(1);
   EXPECT_EQ(pipeline_->ProcessBatch(Due(clock_.Now())), 0);
   ASSERT_EQ(MustGet("old").status, DeliveryStatus::kDead);
@@ -619,7 +616,7 @@ TEST_F(PipelineTest, FlushesAPartialBatchAfterMaxDelay) {
   // A burst of three (one commit, most likely), then nothing more.
   absl::BlockingCounter journaled(3);
   for (int i = 0; i < 3; ++i) {
-    journal_->Append(MakeDelivery(absl::StrCat("d-", i), absl::Now()), [&](absl::Status s) {
+    journal_->Append(TestDelivery(absl::StrCat("d-", i), absl::Now()), [&](absl::Status s) {
       EXPECT_TRUE(s.ok()) << s;
       journaled.DecrementCount();
     });
