@@ -22,6 +22,7 @@
 #include "common/metrics.h"
 #include "tests/fakes/fake_freshbooks.h"
 #include "tests/support/databricks_world.h"
+#include "tests/support/freshbooks_oauth_test.h"
 #include "tests/support/test_util.h"
 #include "writer/credential_store.h"
 #include "writer/databricks_sink.h"
@@ -36,9 +37,6 @@ namespace {
 using mlc::testing::DatabricksWorld;
 using mlc::testing::FakeDatabricks;
 using mlc::testing::FakeFreshBooks;
-using mlc::testing::TempDir;
-
-const char kRedirect[] = "http://127.0.0.1:9/oauth/freshbooks/callback";
 const char kVerifier[] = "static-verifier-5ecret-0000";
 const char kDatabricksClient[] = "fake-client-id";  // FakeDatabricks::Options' default
 
@@ -51,16 +49,10 @@ std::string Describe(const CheckReport& r) {
   return out;
 }
 
-class ConnectionCheckTest : public ::testing::Test {
+class ConnectionCheckTest : public testing::FreshBooksOAuthTest {
  protected:
   void SetUp() override {
-    FakeFreshBooks::Options o;
-    o.redirect_uri = kRedirect;
-    fb_ = std::make_unique<FakeFreshBooks>(o);
-    ASSERT_TRUE(fb_->Start().ok());
-    auto store = CredentialStore::Open(dir_.File("credentials.db"), std::string(32, 'k'));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    ASSERT_NO_FATAL_FAILURE(StartFreshBooks());
     world_.server().SetSecurableProvider(
         [e = &world_.engine()](const std::string& type, const std::string& name) {
           if (type != "schema") return true;
@@ -73,12 +65,8 @@ class ConnectionCheckTest : public ::testing::Test {
     ConnectionConfig c;
     c.id = "acme";
     if (oauth) {
-      c.freshbooks.client_id = fb_->options().client_id;
-      c.freshbooks.client_secret = fb_->options().client_secret;
-      c.freshbooks.redirect_uri = kRedirect;
+      c = OAuthConnection();
       c.freshbooks.webhook_url = "http://127.0.0.1:9/webhooks/freshbooks/acme";
-      c.freshbooks.api_url = fb_->url();
-      c.freshbooks.auth_url = fb_->url();
       c.freshbooks.events = {"invoice", "payment"};
     }
     c.freshbooks.verifiers = {kVerifier};
@@ -125,18 +113,6 @@ class ConnectionCheckTest : public ::testing::Test {
           return targets;
         },
         RealClock::Get(), o);
-  }
-
-  void Authorize() {
-    auto start = conns_->StartAuthorization("acme");
-    ASSERT_TRUE(start.ok()) << start.status();
-    std::string state;
-    for (absl::string_view part :
-         absl::StrSplit(start->first.substr(start->first.find('?') + 1), '&')) {
-      if (absl::StartsWith(part, "state=")) state = std::string(part.substr(6));
-    }
-    auto r = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), state, "", "");
-    ASSERT_TRUE(r.ok()) << r.status();
   }
 
   // What the writer does at startup on Databricks: schema, then every table.
@@ -190,11 +166,7 @@ class ConnectionCheckTest : public ::testing::Test {
     return *s;
   }
 
-  std::unique_ptr<FakeFreshBooks> fb_;
   DatabricksWorld world_;
-  TempDir dir_;
-  std::unique_ptr<CredentialStore> store_;
-  HttplibClient http_;
   std::unique_ptr<Registry> registry_;
   ConnectionConfig config_;
   std::string sink_;
@@ -207,7 +179,7 @@ class ConnectionCheckTest : public ::testing::Test {
 
 TEST_F(ConnectionCheckTest, EverythingOkOnDatabricks) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   const CheckReport r = Check();
   EXPECT_TRUE(r.ok) << Describe(r);
@@ -241,7 +213,7 @@ TEST_F(ConnectionCheckTest, EverythingOkOnDatabricks) {
 
 TEST_F(ConnectionCheckTest, EverythingOkOnSqlite) {
   Make(Conn(), "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionSqlite();
   const CheckReport r = Check();
   EXPECT_TRUE(r.ok) << Describe(r);
@@ -256,7 +228,7 @@ TEST_F(ConnectionCheckTest, EverythingOkOnSqlite) {
 
 TEST_F(ConnectionCheckTest, SqliteReportsMissingTablesAndColumns) {
   Make(Conn(), "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionSqlite(/*entity_tables=*/false);
   {
     auto db = Db::Open(dir_.File("lakehouse.db"), Durability::kNormal);
@@ -275,7 +247,7 @@ TEST_F(ConnectionCheckTest, SqliteReportsMissingTablesAndColumns) {
 
 TEST_F(ConnectionCheckTest, SqliteWithoutLakehouseFails) {
   Make(Conn(), "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const CheckReport r = Check();
   EXPECT_FALSE(r.ok);
   const CheckStepResult s = Expect(r, "lakehouse", "failed");
@@ -287,7 +259,7 @@ TEST_F(ConnectionCheckTest, WrongDatabricksSecret) {
   ConnectionConfig c = Conn();
   c.databricks->client_secret = "wr0ng-dbx-secret-value";
   Make(c, "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const CheckReport r = Check();
   EXPECT_FALSE(r.ok);
   const CheckStepResult token = Expect(r, "oauth token", "failed");
@@ -305,7 +277,7 @@ TEST_F(ConnectionCheckTest, UnknownWarehouse) {
   ConnectionConfig c = Conn();
   c.databricks->warehouse_id = "nosuchwarehouse";
   Make(c, "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();  // through the right warehouse
   const CheckReport r = Check();
   EXPECT_FALSE(r.ok);
@@ -319,7 +291,7 @@ TEST_F(ConnectionCheckTest, UnknownWarehouse) {
 
 TEST_F(ConnectionCheckTest, AWarehouseThatHadToStartIsOkWithANote) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   world_.server().UnavailableNext(2, -1, FakeDatabricks::Scope::kExecute);
   const CheckReport r = Check();
@@ -331,7 +303,7 @@ TEST_F(ConnectionCheckTest, AWarehouseThatHadToStartIsOkWithANote) {
 
 TEST_F(ConnectionCheckTest, MissingSchemaPrivilegesNameTheGrant) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   world_.server().SetGrants(kDatabricksClient, "catalog", "finance", {"USE_CATALOG"});
   world_.server().SetGrants(kDatabricksClient, "schema", "finance.freshbooks",
@@ -350,7 +322,7 @@ TEST_F(ConnectionCheckTest, MissingSchemaPrivilegesNameTheGrant) {
 
 TEST_F(ConnectionCheckTest, MissingCatalogPrivilegeNamesTheGrant) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   world_.server().SetGrants(kDatabricksClient, "catalog", "finance", {});
   world_.server().SetGrants(kDatabricksClient, "schema", "finance.freshbooks", {"ALL_PRIVILEGES"});
@@ -365,7 +337,7 @@ TEST_F(ConnectionCheckTest, MissingCatalogPrivilegeNamesTheGrant) {
 
 TEST_F(ConnectionCheckTest, AnOwnerNeedsNoGrants) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   world_.server().SetGrants(kDatabricksClient, "catalog", "finance", {"USE_CATALOG"});
   world_.server().SetGrants(kDatabricksClient, "schema", "finance.freshbooks", {});
@@ -377,7 +349,7 @@ TEST_F(ConnectionCheckTest, AnOwnerNeedsNoGrants) {
 
 TEST_F(ConnectionCheckTest, MissingSchema) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   // Nothing provisioned: the schema does not exist. With CREATE SCHEMA on the
   // catalog (the default grants: ALL PRIVILEGES) the writer creates it.
   CheckReport r = Check();
@@ -396,7 +368,7 @@ TEST_F(ConnectionCheckTest, MissingSchema) {
 
 TEST_F(ConnectionCheckTest, UnknownCatalog) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   world_.server().SetSecurableProvider(
       [](const std::string& type, const std::string&) { return type != "catalog"; });
   const CheckReport r = Check();
@@ -408,7 +380,7 @@ TEST_F(ConnectionCheckTest, UnknownCatalog) {
 
 TEST_F(ConnectionCheckTest, MissingTablesColumnsAndTypeConflicts) {
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks(/*entity_tables=*/false);
   mlc::testing::FakeSqlEngine& engine = world_.engine();
   // id is BIGINT in the spec.
@@ -476,7 +448,7 @@ TEST_F(ConnectionCheckTest, FreshBooksNotAuthorized) {
 
 TEST_F(ConnectionCheckTest, RevokedRefreshTokenIsReportedAsNeedingReauthorization) {
   Make(Conn(), "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionSqlite();
   fb_->RevokeRefreshTokens();
   fb_->ExpireAllAccessTokens();
@@ -505,7 +477,7 @@ TEST_F(ConnectionCheckTest, MissingScopesAreNamed) {
   }
   fb_->SetScopes(scopes);
   Make(Conn(), "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionSqlite();
   const CheckReport r = Check();
   EXPECT_FALSE(r.ok);
@@ -521,7 +493,7 @@ TEST_F(ConnectionCheckTest, MissingScopesAreNamed) {
 TEST_F(ConnectionCheckTest, AnotherBusinessIsReported) {
   ConnectionConfig c = Conn();
   Make(c, "sqlite");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionSqlite();
   c.freshbooks.account_id = "OtherAcct";  // config changed after authorization
   Make(c, "sqlite");
@@ -619,7 +591,7 @@ TEST_F(ConnectionCheckTest, EveryEntityHasAScopeFreshBooksKnows) {
 TEST_F(ConnectionCheckTest, NoSecretOrTokenInAnyReport) {
   // Good and bad states, every report kept in reports_.
   Make(Conn(), "databricks");
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   ProvisionDatabricks();
   Check();
   world_.server().SetGrants(kDatabricksClient, "schema", "finance.freshbooks", {});

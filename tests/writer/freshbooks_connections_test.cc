@@ -14,15 +14,13 @@
 #include "common/http_server_util.h"
 #include "common/webhook_signature.h"
 #include "tests/fakes/fake_freshbooks.h"
+#include "tests/support/freshbooks_oauth_test.h"
 #include "tests/support/test_util.h"
 
 namespace mlc::writer {
 namespace {
 
 using mlc::testing::FakeFreshBooks;
-using mlc::testing::TempDir;
-
-const char kRedirect[] = "http://127.0.0.1:9/oauth/freshbooks/callback";
 
 // Receives FreshBooks' handshakes the way ingress + Ingest.Submit do: records the
 // verifier in SigningKeys.
@@ -64,28 +62,17 @@ class HandshakeReceiver {
   int port_ = 0;
 };
 
-class FreshBooksConnectionsTest : public ::testing::Test {
+class FreshBooksConnectionsTest : public testing::FreshBooksOAuthTest {
  protected:
   void SetUp() override {
     FakeFreshBooks::Options o;
-    o.redirect_uri = kRedirect;
     o.clock = &clock_;
-    fb_ = std::make_unique<FakeFreshBooks>(o);
-    ASSERT_TRUE(fb_->Start().ok());
-    auto store = CredentialStore::Open(dir_.File("credentials.db"), std::string(32, 'k'));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
+    StartFreshBooks(o);
   }
 
   ConnectionConfig Conn(const std::string& account_id = "") {
-    ConnectionConfig c;
-    c.id = "acme";
-    c.freshbooks.client_id = fb_->options().client_id;
-    c.freshbooks.client_secret = fb_->options().client_secret;
-    c.freshbooks.redirect_uri = kRedirect;
+    ConnectionConfig c = OAuthConnection();
     c.freshbooks.webhook_url = receiver_ != nullptr ? receiver_->url() : "";
-    c.freshbooks.api_url = fb_->url();
-    c.freshbooks.auth_url = fb_->url();
     c.freshbooks.account_id = account_id;
     c.freshbooks.events = {"invoice", "payment"};
     return c;
@@ -99,25 +86,6 @@ class FreshBooksConnectionsTest : public ::testing::Test {
     ASSERT_TRUE(conns_->Start().ok());
   }
 
-  // The `state` of a fresh authorization URL.
-  std::string StartState() {
-    auto r = conns_->StartAuthorization("acme");
-    EXPECT_TRUE(r.ok()) << r.status();
-    if (!r.ok()) return "";
-    const std::string& url = r->first;
-    EXPECT_EQ(url.rfind(fb_->url() + "/oauth/authorize?", 0), 0u) << url;
-    for (absl::string_view part : absl::StrSplit(url.substr(url.find('?') + 1), '&')) {
-      if (absl::StartsWith(part, "state=")) return std::string(part.substr(6));
-    }
-    ADD_FAILURE() << "no state in " << url;
-    return "";
-  }
-
-  FakeClock clock_{absl::Now()};
-  TempDir dir_;
-  std::unique_ptr<FakeFreshBooks> fb_;
-  std::unique_ptr<CredentialStore> store_;
-  HttplibClient http_;
   Registry registry_;
   std::unique_ptr<HandshakeReceiver> receiver_;
   std::unique_ptr<SigningKeys> keys_;
@@ -127,7 +95,7 @@ class FreshBooksConnectionsTest : public ::testing::Test {
 TEST_F(FreshBooksConnectionsTest, AuthorizationRecordsTheIdentity) {
   Make(Conn());
   EXPECT_FALSE(conns_->Identity("acme").has_value());
-  const std::string state = StartState();
+  const std::string state = StartState(conns_.get());
   auto r = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), state, "", "");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->connection_id, "acme");
@@ -146,13 +114,13 @@ TEST_F(FreshBooksConnectionsTest, AuthorizationRecordsTheIdentity) {
 
 TEST_F(FreshBooksConnectionsTest, StateIsSingleUseAndExpires) {
   Make(Conn());
-  const std::string state = StartState();
+  const std::string state = StartState(conns_.get());
   ASSERT_TRUE(conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), state, "", "").ok());
   auto again = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), state, "", "");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(again.status().message().find("already used"), absl::string_view::npos);
 
-  const std::string old = StartState();
+  const std::string old = StartState(conns_.get());
   clock_.Advance(absl::Minutes(16));
   auto expired = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), old, "", "");
   EXPECT_EQ(expired.status().code(), absl::StatusCode::kInvalidArgument);
@@ -161,14 +129,16 @@ TEST_F(FreshBooksConnectionsTest, StateIsSingleUseAndExpires) {
   auto unknown = conns_->CompleteAuthorization("code", "forged-state", "", "");
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
 
-  auto denied = conns_->CompleteAuthorization("", StartState(), "access_denied", "user said no");
+  auto denied =
+      conns_->CompleteAuthorization("", StartState(conns_.get()), "access_denied", "user said no");
   EXPECT_EQ(denied.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(denied.status().message().find("access_denied"), absl::string_view::npos);
 }
 
 TEST_F(FreshBooksConnectionsTest, AnotherBusinessIsRefusedAndItsTokensForgotten) {
   Make(Conn("ZZZ999"));
-  auto r = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "");
+  auto r = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(conns_.get()),
+                                         "", "");
   EXPECT_EQ(r.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(r.status().message().find("ZZZ999"), absl::string_view::npos);
   EXPECT_NE(r.status().message().find("6BApk"), absl::string_view::npos);
@@ -188,8 +158,7 @@ TEST_F(FreshBooksConnectionsTest, WebhooksAreRegisteredAndVerifiedKeysServeIngre
   conns_ = std::make_unique<FreshBooksConnections>(std::vector<ConnectionConfig>{c}, &http_,
                                                    store_.get(), keys_.get(), &clock_, &registry_);
   ASSERT_TRUE(conns_->Start().ok());
-  ASSERT_TRUE(
-      conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "").ok());
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
 
   auto r = conns_->RegisterWebhooks("acme", absl::Seconds(10));
   ASSERT_TRUE(r.ok()) << r.status();
@@ -230,8 +199,7 @@ TEST_F(FreshBooksConnectionsTest, ALostHandshakeIsRequestedAgain) {
   conns_ = std::make_unique<FreshBooksConnections>(std::vector<ConnectionConfig>{c}, &http_,
                                                    store_.get(), keys_.get(), &clock_, &registry_);
   ASSERT_TRUE(conns_->Start().ok());
-  ASSERT_TRUE(
-      conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), StartState(), "", "").ok());
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   auto r = conns_->RegisterWebhooks("acme", absl::Milliseconds(500));
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->at(0).status, "created");

@@ -10,6 +10,7 @@
 #include "absl/strings/str_split.h"
 #include "tests/fakes/fake_freshbooks.h"
 #include "tests/fakes/freshbooks_samples.h"
+#include "tests/support/freshbooks_oauth_test.h"
 #include "tests/support/test_util.h"
 
 namespace mlc::writer {
@@ -17,27 +18,12 @@ namespace {
 
 using mlc::testing::FakeFreshBooks;
 using mlc::testing::SampleObject;
-using mlc::testing::TempDir;
 
-const char kRedirect[] = "http://127.0.0.1:9/oauth/freshbooks/callback";
-
-class FreshBooksHydratorTest : public ::testing::Test {
+class FreshBooksHydratorTest : public testing::FreshBooksOAuthTest {
  protected:
   void SetUp() override {
-    FakeFreshBooks::Options o;
-    o.redirect_uri = kRedirect;
-    fb_ = std::make_unique<FakeFreshBooks>(o);
-    ASSERT_TRUE(fb_->Start().ok());
-    auto store = CredentialStore::Open(dir_.File("credentials.db"), std::string(32, 'k'));
-    ASSERT_TRUE(store.ok()) << store.status();
-    store_ = std::move(*store);
-    ConnectionConfig c;
-    c.id = "acme";
-    c.freshbooks.client_id = fb_->options().client_id;
-    c.freshbooks.client_secret = fb_->options().client_secret;
-    c.freshbooks.redirect_uri = kRedirect;
-    c.freshbooks.api_url = fb_->url();
-    c.freshbooks.auth_url = fb_->url();
+    ASSERT_NO_FATAL_FAILURE(StartFreshBooks());
+    ConnectionConfig c = OAuthConnection();
     ConnectionConfig plain;
     plain.id = "static";
     plain.freshbooks.verifiers = {"k"};
@@ -47,17 +33,6 @@ class FreshBooksHydratorTest : public ::testing::Test {
                                                      RealClock::Get(), &registry_);
     ASSERT_TRUE(conns_->Start().ok());
     hydrator_ = std::make_unique<FreshBooksHydrator>(conns_.get(), RealClock::Get(), 4);
-  }
-
-  void Authorize() {
-    auto r = conns_->StartAuthorization("acme");
-    ASSERT_TRUE(r.ok()) << r.status();
-    std::string state;
-    for (absl::string_view part : absl::StrSplit(r->first.substr(r->first.find('?') + 1), '&')) {
-      if (absl::StartsWith(part, "state=")) state = std::string(part.substr(6));
-    }
-    auto done = conns_->CompleteAuthorization(fb_->IssueAuthorizationCode(), state, "", "");
-    ASSERT_TRUE(done.ok()) << done.status();
   }
 
   Delivery Event(const std::string& name, int64_t object_id, const std::string& connection = "acme",
@@ -83,10 +58,6 @@ class FreshBooksHydratorTest : public ::testing::Test {
 
   int n_ = 0;
   std::mt19937_64 rng_{42};
-  TempDir dir_;
-  std::unique_ptr<FakeFreshBooks> fb_;
-  std::unique_ptr<CredentialStore> store_;
-  HttplibClient http_;
   Registry registry_;
   std::vector<ConnectionConfig> configs_;
   std::unique_ptr<SigningKeys> keys_;
@@ -95,7 +66,7 @@ class FreshBooksHydratorTest : public ::testing::Test {
 };
 
 TEST_F(FreshBooksHydratorTest, SeveralEventsForOneObjectCostOneFetch) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const int64_t invoice = Create("invoice");
   const int64_t client = Create("client");
   std::vector<Delivery> batch = {Event("invoice.create", invoice), Event("invoice.update", invoice),
@@ -120,7 +91,7 @@ TEST_F(FreshBooksHydratorTest, SeveralEventsForOneObjectCostOneFetch) {
 }
 
 TEST_F(FreshBooksHydratorTest, AHardDeletedObjectBecomesATombstone) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const int64_t invoice = Create("invoice");
   ASSERT_TRUE(fb_->HardDelete("invoice", invoice, false));
   std::vector<Hydrated> h = hydrator_->Hydrate({Event("invoice.delete", invoice)});
@@ -139,7 +110,7 @@ TEST_F(FreshBooksHydratorTest, AHardDeletedObjectBecomesATombstone) {
 }
 
 TEST_F(FreshBooksHydratorTest, ASoftDeletedObjectIsFetchedAndMarkedDeleted) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const int64_t expense = Create("expense");
   ASSERT_TRUE(fb_->SoftDelete("expense", expense, false));
   std::vector<Hydrated> h = hydrator_->Hydrate({Event("expense.delete", expense)});
@@ -157,7 +128,7 @@ TEST_F(FreshBooksHydratorTest, EventsWaitUntilTheConnectionIsAuthorized) {
 }
 
 TEST_F(FreshBooksHydratorTest, ConnectionsWithoutOAuthAndUnknownObjectsAreNotFetched) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   std::vector<Hydrated> h =
       hydrator_->Hydrate({Event("invoice.create", 1, "static"), Event("recurring.create", 5)});
   for (const Hydrated& x : h) {
@@ -169,13 +140,13 @@ TEST_F(FreshBooksHydratorTest, ConnectionsWithoutOAuthAndUnknownObjectsAreNotFet
 }
 
 TEST_F(FreshBooksHydratorTest, AnEventForAnotherAccountIsRefused) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   std::vector<Hydrated> h = hydrator_->Hydrate({Event("invoice.create", 1, "acme", "OTHER")});
   EXPECT_EQ(h[0].status.code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(FreshBooksHydratorTest, ThrottlingIsRetriedWithinTheFetch) {
-  Authorize();
+  ASSERT_NO_FATAL_FAILURE(Authorize(conns_.get()));
   const int64_t payment = Create("payment");
   fb_->Throttle(2, 0);
   std::vector<Hydrated> h = hydrator_->Hydrate({Event("payment.create", payment)});
