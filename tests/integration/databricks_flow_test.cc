@@ -37,11 +37,7 @@ TEST(DatabricksFlowTest, WebhooksLandInAProvisionedDeltaTable) {
   Services s(DatabricksOptions(world));
   s.StartAll();
   // The startup check provisions schema and table and marks the writer ready.
-  int status = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    s.HttpGet(s.metrics_port(), "/readyz", &status);
-    return status == 200;
-  })) << s.WriterLog();
+  ASSERT_TRUE(s.WaitReadyz(s.metrics_port(), 200)) << s.WriterLog();
   EXPECT_TRUE(Contains(s.WriterLog(), "databricks startup check passed"));
 
   Services::Answer a = s.Send(StandardEvent("invoice.create", "1234567"));
@@ -246,11 +242,7 @@ TEST(DatabricksFlowTest, AWrongSecretFailsTheStartupCheckNamingTheFix) {
       << s.WriterLog();
   EXPECT_TRUE(Contains(s.WriterLog(), "client_secret"));
   EXPECT_FALSE(Contains(s.WriterLog(), o.databricks_client_secret));
-  int status = 0;
-  EXPECT_TRUE(WaitFor([&] {
-    s.HttpGet(s.metrics_port(), "/readyz", &status);
-    return status == 503;
-  }));
+  EXPECT_TRUE(s.WaitReadyz(s.metrics_port(), 503));
 }
 
 }  // namespace

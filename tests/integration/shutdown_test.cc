@@ -289,11 +289,7 @@ TEST(ShutdownTest, WriterStopsMidBatchAndResumesExactlyOnceAfterARestart) {
   o.max_delay_ms = 20;
   Services s(o);
   s.StartAll();
-  int ready = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    s.HttpGet(s.metrics_port(), "/readyz", &ready);
-    return ready == 200;
-  })) << s.WriterLog();
+  ASSERT_TRUE(s.WaitReadyz(s.metrics_port(), 200)) << s.WriterLog();
 
   // A slow warehouse: each MERGE takes 2 s.
   world.server().SetStatementLatency(absl::Seconds(2));

@@ -72,11 +72,8 @@ TEST_F(TlsFlowTest, IngressWithoutAClientCertificateIsNotReady) {
   s.StartIngress();
   // Both are up (their HTTP endpoints answer), but the writer refuses ingress's
   // handshakes: ingress is not ready and answers webhooks 503 (FreshBooks retries).
+  ASSERT_TRUE(s.WaitReadyz(s.metrics_port(), 200)) << s.WriterLog();
   int status = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    s.HttpGet(s.metrics_port(), "/readyz", &status);
-    return status == 200;
-  })) << s.WriterLog();
   std::string body;
   ASSERT_TRUE(WaitFor([&] {
     body = s.HttpGet(s.ingress_port(), "/readyz", &status);
@@ -147,11 +144,7 @@ TEST_F(TlsFlowTest, MlcNeedsTheRightFlagsAndSaysWhichAreMissing) {
 TEST_F(TlsFlowTest, MlcWithTlsAtAPlaintextWriterSaysSo) {
   Services s;  // plaintext
   s.StartWriter();
-  ASSERT_TRUE(WaitFor([&] {
-    int status = 0;
-    s.HttpGet(s.metrics_port(), "/readyz", &status);
-    return status == 200;
-  })) << s.WriterLog();
+  ASSERT_TRUE(s.WaitReadyz(s.metrics_port(), 200)) << s.WriterLog();
   EXPECT_THAT(s.WriterLog(), HasSubstr(R"("tls":"plaintext")"));
   std::string out;
   int status = s.RunCli(TlsClientConfig{pki_.ca_cert, "", "", ""}, {"connections"}, &out);

@@ -113,11 +113,7 @@ TEST(WebhookFlowTest, WrongInternalTokenIsNever202) {
   s.StartIngress();
   // ingress cannot even load keys with a wrong token: not ready, and every
   // delivery is answered 503 so FreshBooks retries.
-  int status = 0;
-  ASSERT_TRUE(WaitFor([&] {
-    s.HttpGet(s.ingress_port(), "/readyz", &status);
-    return status == 503;
-  }));
+  ASSERT_TRUE(s.WaitReadyz(s.ingress_port(), 503)) << s.IngressLog();
   Services::Answer a = s.Send(StandardEvent("invoice.create", "1"));
   EXPECT_EQ(a.status, 503) << a.body;
   EXPECT_TRUE(WaitFor([&] { return Contains(s.WriterLog(), "without a valid internal token"); }))
@@ -133,11 +129,7 @@ TEST(WebhookFlowTest, WriterDownMeans503ThenRecovers) {
   s.WaitWriter();
   Services::Answer down = s.Send(StandardEvent("client.update", "2"));
   EXPECT_EQ(down.status, 503) << down.body;
-  int ready = 0;
-  EXPECT_TRUE(WaitFor([&] {  // readiness is cached for a second
-    s.HttpGet(s.ingress_port(), "/readyz", &ready);
-    return ready == 503;
-  }));
+  EXPECT_TRUE(s.WaitReadyz(s.ingress_port(), 503));  // readiness is cached for a second
   s.StartWriter();
   Services::Answer up;
   ASSERT_TRUE(WaitFor([&] {

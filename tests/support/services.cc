@@ -145,11 +145,15 @@ void Services::StartAll() {
 }
 
 bool Services::WaitReady(std::chrono::milliseconds timeout) {
+  return WaitReadyz(ingress_port_, 200, timeout);
+}
+
+bool Services::WaitReadyz(int port, int status, std::chrono::milliseconds timeout) {
   return WaitFor(
       [&] {
-        int status = 0;
-        HttpGet(ingress_port_, "/readyz", &status);
-        return status == 200;
+        int got = 0;
+        HttpGet(port, "/readyz", &got);
+        return got == status;
       },
       timeout);
 }

@@ -64,7 +64,12 @@ class Services {
   void KillWriter(int sig);
   void KillIngress(int sig);
   int WaitWriter();
+  // Until ingress's /readyz answers 200.
   bool WaitReady(std::chrono::milliseconds timeout = std::chrono::seconds(15));
+  // Until GET /readyz on `port` (ingress_port() or metrics_port(), the
+  // writer's) answers `status`.
+  bool WaitReadyz(int port, int status,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(15));
 
   std::string webhook_url() const;
   std::string ingress_origin() const;
