@@ -94,51 +94,56 @@ TEST_F(TlsFlowTest, MlcNeedsTheRightFlagsAndSaysWhichAreMissing) {
   EXPECT_EQ(ExitCode(status), 0) << out;
   EXPECT_THAT(out, HasSubstr("acme"));
 
-  // No client certificate.
-  status = s.RunCli(TlsClientConfig{pki_.ca_cert, "", "", ""}, {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 1) << out;
-  EXPECT_THAT(out, HasSubstr("certificate rejected: the writer at 127.0.0.1:"));
-  EXPECT_THAT(out, HasSubstr("requires a client certificate (--tls-cert/--tls-key"));
+  // Each wrong setup: mlc's exit status (1: the call failed, 2: usage) and
+  // what it says.
+  struct Case {
+    const char* what;
+    TlsClientConfig tls;
+    int exit_code;
+    std::vector<std::string> says;
+  };
+  const std::string nope = pki_dir_.File("nope.pem");
+  const std::vector<Case> cases = {
+      {"no client certificate",
+       {pki_.ca_cert, "", "", ""},
+       1,
+       {"certificate rejected: the writer at 127.0.0.1:",
+        "requires a client certificate (--tls-cert/--tls-key"}},
+      {"a client certificate from another CA",
+       {pki_.ca_cert, pki_.other_client_cert, pki_.other_client_key, ""},
+       1,
+       {absl::StrCat("did not accept the client certificate in --tls-cert \"",
+                     pki_.other_client_cert, "\"")}},
+      {"plaintext at a TLS writer", {}, 1, {"the writer speaks TLS? pass --tls-ca FILE"}},
+      {"a CA that did not sign the writer's certificate",
+       {pki_.other_ca_cert, pki_.client_cert, pki_.client_key, ""},
+       1,
+       {absl::StrCat("is not signed by the CA in --tls-ca \"", pki_.other_ca_cert, "\"")}},
+      {"a name the writer's certificate does not carry",
+       {pki_.ca_cert, pki_.client_cert, pki_.client_key, "writer.example.com"},
+       1,
+       {"the writer's certificate is not for \"writer.example.com\"; pass "
+        "--tls-server-name NAME"}},
+      {"a CA file that cannot be read",
+       {nope, "", "", ""},
+       2,
+       {absl::StrCat("--tls-ca \"", nope, "\": cannot read: No such file or directory")}},
+      {"half a client certificate",
+       {pki_.ca_cert, pki_.client_cert, "", ""},
+       2,
+       {"--tls-cert needs --tls-key too"}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    status = s.RunCli(c.tls, {"connections"}, &out);
+    EXPECT_EQ(ExitCode(status), c.exit_code) << out;
+    for (const std::string& want : c.says) EXPECT_THAT(out, HasSubstr(want));
+  }
 
-  // A client certificate from another CA.
-  status =
-      s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.other_client_cert, pki_.other_client_key, ""},
-               {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 1) << out;
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("did not accept the client certificate in --tls-cert \"",
-                                          pki_.other_client_cert, "\"")));
-
-  // Plaintext at a TLS writer.
-  status = s.RunCli(TlsClientConfig{}, {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 1) << out;
-  EXPECT_THAT(out, HasSubstr("the writer speaks TLS? pass --tls-ca FILE"));
-
-  // A CA that did not sign the writer's certificate.
-  status = s.RunCli(TlsClientConfig{pki_.other_ca_cert, pki_.client_cert, pki_.client_key, ""},
-                    {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 1) << out;
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("is not signed by the CA in --tls-ca \"",
-                                          pki_.other_ca_cert, "\"")));
-
-  // A name the writer's certificate does not carry; and one it does.
-  status = s.RunCli(
-      TlsClientConfig{pki_.ca_cert, pki_.client_cert, pki_.client_key, "writer.example.com"},
-      {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 1) << out;
-  EXPECT_THAT(out, HasSubstr("the writer's certificate is not for \"writer.example.com\"; pass "
-                             "--tls-server-name NAME"));
+  // A name the writer's certificate does carry.
   status = s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.client_cert, pki_.client_key, "localhost"},
                     {"connections"}, &out);
   EXPECT_EQ(ExitCode(status), 0) << out;
-
-  // Files that cannot be used, and half a client certificate, are usage errors.
-  status = s.RunCli(TlsClientConfig{pki_dir_.File("nope.pem"), "", "", ""}, {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 2) << out;
-  EXPECT_THAT(out, HasSubstr(absl::StrCat("--tls-ca \"", pki_dir_.File("nope.pem"),
-                                          "\": cannot read: No such file or directory")));
-  status = s.RunCli(TlsClientConfig{pki_.ca_cert, pki_.client_cert, "", ""}, {"connections"}, &out);
-  EXPECT_EQ(ExitCode(status), 2) << out;
-  EXPECT_THAT(out, HasSubstr("--tls-cert needs --tls-key too"));
 }
 
 TEST_F(TlsFlowTest, MlcWithTlsAtAPlaintextWriterSaysSo) {
