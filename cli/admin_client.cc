@@ -159,29 +159,28 @@ void AdminClient::Prepare(grpc::ClientContext* ctx, absl::Duration timeout) cons
 }
 
 std::string AdminClient::ExplainTransport(const std::string& detail) const {
-  // gRPC reports a failed connection attempt only through its message; these are
-  // the phrases of its TLS layer and of a peer that hangs up during the handshake.
-  if (absl::StrContains(detail, "wrong version number")) {
-    return absl::StrCat("the writer at ", writer_,
-                        " does not speak TLS (its writer.tls is not set): drop ",
-                        tls_.sources.ca_file, " or configure TLS on the writer");
+  switch (ClassifyConnectFailure(detail)) {
+    case ConnectFailure::kNotTls:
+      return absl::StrCat("the writer at ", writer_,
+                          " does not speak TLS (its writer.tls is not set): drop ",
+                          tls_.sources.ca_file, " or configure TLS on the writer");
+    case ConnectFailure::kUntrustedServer:
+      return absl::StrCat("TLS handshake failed: the writer's certificate at ", writer_,
+                          " is not signed by the CA in ", tls_.sources.ca_file, " \"",
+                          tls_.config.ca_file, "\" (or it has expired)");
+    case ConnectFailure::kServerNameMismatch: {
+      const std::string name = tls_.config.server_name.empty()
+                                   ? writer_.substr(0, writer_.rfind(':'))
+                                   : tls_.config.server_name;
+      return absl::StrCat("TLS handshake failed: the writer's certificate is not for \"", name,
+                          "\"; pass --tls-server-name NAME (or $", kTlsServerNameEnv,
+                          ") with a name the certificate carries");
+    }
+    case ConnectFailure::kHungUp:
+      break;
+    case ConnectFailure::kOther:
+      return "";
   }
-  if (absl::StrContains(detail, "certificate verify failed")) {
-    return absl::StrCat("TLS handshake failed: the writer's certificate at ", writer_,
-                        " is not signed by the CA in ", tls_.sources.ca_file, " \"",
-                        tls_.config.ca_file, "\" (or it has expired)");
-  }
-  if (absl::StrContains(detail, "is not in peer certificate")) {
-    const std::string name = tls_.config.server_name.empty() ? writer_.substr(0, writer_.rfind(':'))
-                                                             : tls_.config.server_name;
-    return absl::StrCat("TLS handshake failed: the writer's certificate is not for \"", name,
-                        "\"; pass --tls-server-name NAME (or $", kTlsServerNameEnv,
-                        ") with a name the certificate carries");
-  }
-  const bool hung_up = absl::StrContains(detail, "Socket closed") ||
-                       absl::StrContains(detail, "Connection reset") ||
-                       absl::StrContains(detail, "Broken pipe");
-  if (!hung_up) return "";
   if (!tls_.enabled()) {
     return absl::StrCat("the writer at ", writer_,
                         " closed the connection: the writer speaks TLS? pass --tls-ca FILE (or $",

@@ -232,4 +232,20 @@ std::string DescribeClientTls(const TlsClientConfig& config) {
   return config.cert_file.empty() ? "tls" : "tls with client certificate";
 }
 
+ConnectFailure ClassifyConnectFailure(const std::string& grpc_message) {
+  if (absl::StrContains(grpc_message, "wrong version number")) return ConnectFailure::kNotTls;
+  if (absl::StrContains(grpc_message, "certificate verify failed")) {
+    return ConnectFailure::kUntrustedServer;
+  }
+  if (absl::StrContains(grpc_message, "is not in peer certificate")) {
+    return ConnectFailure::kServerNameMismatch;
+  }
+  if (absl::StrContains(grpc_message, "Socket closed") ||
+      absl::StrContains(grpc_message, "Connection reset") ||
+      absl::StrContains(grpc_message, "Broken pipe")) {
+    return ConnectFailure::kHungUp;
+  }
+  return ConnectFailure::kOther;
+}
+
 }  // namespace mlc

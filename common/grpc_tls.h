@@ -72,4 +72,20 @@ inline absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredenti
 // client certificate".
 std::string DescribeClientTls(const TlsClientConfig& config);
 
+// Why a channel could not connect, read from the message of the UNAVAILABLE
+// status gRPC gives a call on a channel that never became ready. gRPC reports a
+// failed connection attempt only in that text; these are the phrases of its TLS
+// layer and of a peer that hangs up during the handshake. Each caller words the
+// fix in its own terms (mlc's flags, ingress's config keys).
+enum class ConnectFailure {
+  kOther,               // refused, unreachable, unknown host, anything else
+  kNotTls,              // a TLS client at a plaintext server
+  kUntrustedServer,     // the server's certificate is not signed by our CA, or expired
+  kServerNameMismatch,  // the server's certificate is not for the name checked
+  // The server closed the connection during the handshake: a plaintext client
+  // at a TLS server, or a client certificate missing or not accepted.
+  kHungUp,
+};
+ConnectFailure ClassifyConnectFailure(const std::string& grpc_message);
+
 }  // namespace mlc

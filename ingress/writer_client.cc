@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/grpc_tls.h"
 #include "common/grpc_util.h"
@@ -26,7 +27,7 @@ absl::StatusOr<std::unique_ptr<GrpcWriterClient>> GrpcWriterClient::Create(
   MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                        ChannelCredentials(config.writer_tls, "ingress.writer_tls", &args));
   return std::make_unique<GrpcWriterClient>(config.writer, config.internal_token, credentials,
-                                            std::move(args));
+                                            std::move(args), config.writer_tls);
 }
 
 GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token)
@@ -35,16 +36,16 @@ GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string intern
 
 GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token,
                                    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-                                   grpc::ChannelArguments args)
-    : token_(std::move(internal_token)) {
+                                   grpc::ChannelArguments args, TlsClientConfig tls)
+    : target_(target), tls_(std::move(tls)), token_(std::move(internal_token)) {
   // Reconnect quickly after a writer restart (the default backoff grows to 120 s).
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
-  auto channel = grpc::CreateCustomChannel(target, credentials, args);
-  stub_ = mlconnector::v1::Ingest::NewStub(channel);
+  channel_ = grpc::CreateCustomChannel(target, credentials, args);
+  stub_ = mlconnector::v1::Ingest::NewStub(channel_);
   dispatcher_ = std::thread([this] { DispatchLoop(); });
 }
 
@@ -144,8 +145,66 @@ absl::StatusOr<mlconnector::v1::ListSigningKeysResponse> GrpcWriterClient::ListS
   mlconnector::v1::ListSigningKeysRequest request;
   mlconnector::v1::ListSigningKeysResponse response;
   grpc::Status s = stub_->ListSigningKeys(&ctx, request, &response);
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED &&
+      channel_->GetState(false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    // Waiting hid why the channel cannot connect (refused, TLS handshake,
+    // certificate). A fail-fast call in this state is answered at once with
+    // the channel's last connection error, which says it.
+    grpc::ClientContext probe;
+    probe.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    AddBearerToken(&probe, token_);
+    grpc::Status why = stub_->ListSigningKeys(&probe, request, &response);
+    if (why.ok()) return response;
+    if (why.error_code() == grpc::StatusCode::UNAVAILABLE) {
+      return ExplainConnectFailure(why.error_message());
+    }
+  }
   if (!s.ok()) return FromGrpcStatus(s);
   return response;
+}
+
+absl::Status GrpcWriterClient::ExplainConnectFailure(const std::string& detail) const {
+  const std::string at = absl::StrCat("the writer at ", target_);
+  std::string why;
+  switch (ClassifyConnectFailure(detail)) {
+    case ConnectFailure::kNotTls:
+      why = absl::StrCat(at,
+                         " does not speak TLS: set writer.tls on the writer, or remove "
+                         "ingress.writer_tls");
+      break;
+    case ConnectFailure::kUntrustedServer:
+      why = absl::StrCat("TLS handshake failed: the certificate of ", at,
+                         " is not signed by the CA in ingress.writer_tls.ca_file \"", tls_.ca_file,
+                         "\" (or it has expired)");
+      break;
+    case ConnectFailure::kServerNameMismatch:
+      why = absl::StrCat(
+          "TLS handshake failed: the certificate of ", at, " is not for \"",
+          tls_.server_name.empty() ? target_.substr(0, target_.rfind(':')) : tls_.server_name,
+          "\": set ingress.writer_tls.server_name to a name it carries");
+      break;
+    case ConnectFailure::kHungUp:
+      if (!tls_.enabled()) {
+        why = absl::StrCat(at,
+                           " closed the connection: does it speak TLS? Then set "
+                           "ingress.writer_tls.ca_file to the CA that signed its certificate");
+      } else if (tls_.cert_file.empty()) {
+        why = absl::StrCat(at,
+                           " closed the TLS connection: does it require a client certificate "
+                           "(writer.tls.client_ca_file)? Then set ingress.writer_tls.cert_file "
+                           "and key_file");
+      } else {
+        why = absl::StrCat(at, " did not accept the client certificate in ",
+                           "ingress.writer_tls.cert_file \"", tls_.cert_file,
+                           "\" (is it signed by the CA of the writer's writer.tls.client_ca_file, "
+                           "and still valid?)");
+      }
+      break;
+    case ConnectFailure::kOther:
+      why = absl::StrCat("cannot connect to ", at);
+      break;
+  }
+  return absl::UnavailableError(absl::StrCat(why, " (gRPC: ", detail, ")"));
 }
 
 absl::StatusOr<mlconnector::v1::CompleteAuthorizationResponse>

@@ -59,10 +59,11 @@ class GrpcWriterClient final : public WriterClient {
 
   // Plaintext to `target`.
   GrpcWriterClient(const std::string& target, std::string internal_token);
-  // `credentials` and `args` as made by ChannelCredentials (common/grpc_tls.h).
+  // `credentials` and `args` as made by ChannelCredentials (common/grpc_tls.h)
+  // from `tls`, which connection errors are explained in terms of.
   GrpcWriterClient(const std::string& target, std::string internal_token,
                    const std::shared_ptr<grpc::ChannelCredentials>& credentials,
-                   grpc::ChannelArguments args);
+                   grpc::ChannelArguments args, TlsClientConfig tls = {});
   ~GrpcWriterClient() override;  // fails queued submits, waits for calls in flight
 
   absl::StatusOr<std::string> Submit(const mlconnector::v1::SubmitRequest& request,
@@ -76,8 +77,14 @@ class GrpcWriterClient final : public WriterClient {
  private:
   struct Pending;
   void DispatchLoop();
+  // Why the channel cannot connect, from a fail-fast call's UNAVAILABLE
+  // `detail`, with the ingress.writer_tls setting to fix.
+  absl::Status ExplainConnectFailure(const std::string& detail) const;
 
+  std::string target_;
+  TlsClientConfig tls_;
   std::string token_;
+  std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<mlconnector::v1::Ingest::Stub> stub_;
 
   absl::Mutex mu_;

@@ -90,6 +90,12 @@ class GrpcTlsTest : public ::testing::Test {
     return response.connections(0).connection_id();
   }
 
+  // What ClassifyConnectFailure makes of a failed Call's message (gRPC's own
+  // words, so a gRPC that words them differently fails here).
+  static ConnectFailure Classify(const absl::StatusOr<std::string>& r) {
+    return ClassifyConnectFailure(std::string(r.status().message()));
+  }
+
   TempDir dir_;
   TestPki pki_;
   PeerEchoAdmin service_;
@@ -107,6 +113,7 @@ TEST_F(GrpcTlsTest, DisabledConfigsArePlaintext) {
   // A TLS client does not fall back to plaintext.
   absl::StatusOr<std::string> tls = Call({pki_.ca_cert, "", "", ""});
   EXPECT_EQ(tls.status().code(), absl::StatusCode::kUnavailable) << tls.status();
+  EXPECT_EQ(Classify(tls), ConnectFailure::kNotTls) << tls.status();
 }
 
 TEST_F(GrpcTlsTest, UnreadableFilesAreRefusedNamingTheKeyAndTheFile) {
@@ -198,17 +205,33 @@ TEST_F(GrpcTlsTest, TlsServerAcceptsOnlyClientsThatTrustItsCa) {
   // Another CA does not vouch for this server.
   absl::StatusOr<std::string> wrong_ca = Call({pki_.other_ca_cert, "", "", ""});
   EXPECT_EQ(wrong_ca.status().code(), absl::StatusCode::kUnavailable) << wrong_ca.status();
+  EXPECT_EQ(Classify(wrong_ca), ConnectFailure::kUntrustedServer) << wrong_ca.status();
 
   // A plaintext client gets nowhere.
   absl::StatusOr<std::string> plaintext = Call(TlsClientConfig{});
   EXPECT_EQ(plaintext.status().code(), absl::StatusCode::kUnavailable) << plaintext.status();
+  EXPECT_EQ(Classify(plaintext), ConnectFailure::kHungUp) << plaintext.status();
 
   // server_name is the name checked against the certificate: a name it does not
   // carry fails, the one it carries works even when dialling another name.
   absl::StatusOr<std::string> wrong_name = Call({pki_.ca_cert, "", "", "writer.example.com"});
   EXPECT_EQ(wrong_name.status().code(), absl::StatusCode::kUnavailable) << wrong_name.status();
+  EXPECT_EQ(Classify(wrong_name), ConnectFailure::kServerNameMismatch) << wrong_name.status();
   absl::StatusOr<std::string> override = Call({pki_.ca_cert, "", "", "localhost"}, "127.0.0.1");
   EXPECT_TRUE(override.ok()) << override.status();
+}
+
+TEST(ClassifyConnectFailureTest, RefusedAndUnknownAreOther) {
+  auto stub = mlconnector::v1::Admin::NewStub(
+      grpc::CreateChannel("127.0.0.1:1", grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  mlconnector::v1::ListConnectionsRequest request;
+  mlconnector::v1::ListConnectionsResponse response;
+  grpc::Status s = stub->ListConnections(&ctx, request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_EQ(ClassifyConnectFailure(s.error_message()), ConnectFailure::kOther) << s.error_message();
+  EXPECT_EQ(ClassifyConnectFailure(""), ConnectFailure::kOther);
 }
 
 TEST_F(GrpcTlsTest, MutualTlsRequiresAClientCertificateFromTheConfiguredCa) {
@@ -219,11 +242,13 @@ TEST_F(GrpcTlsTest, MutualTlsRequiresAClientCertificateFromTheConfiguredCa) {
 
   absl::StatusOr<std::string> no_cert = Call({pki_.ca_cert, "", "", ""});
   EXPECT_EQ(no_cert.status().code(), absl::StatusCode::kUnavailable) << no_cert.status();
+  EXPECT_EQ(Classify(no_cert), ConnectFailure::kHungUp) << no_cert.status();
 
   absl::StatusOr<std::string> wrong_ca_cert =
       Call({pki_.ca_cert, pki_.other_client_cert, pki_.other_client_key, ""});
   EXPECT_EQ(wrong_ca_cert.status().code(), absl::StatusCode::kUnavailable)
       << wrong_ca_cert.status();
+  EXPECT_EQ(Classify(wrong_ca_cert), ConnectFailure::kHungUp) << wrong_ca_cert.status();
 
   absl::StatusOr<std::string> plaintext = Call(TlsClientConfig{});
   EXPECT_EQ(plaintext.status().code(), absl::StatusCode::kUnavailable) << plaintext.status();

@@ -7,7 +7,9 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "tests/support/services.h"
@@ -71,7 +73,8 @@ TEST_F(TlsFlowTest, IngressWithoutAClientCertificateIsNotReady) {
   s.StartWriter();
   s.StartIngress();
   // Both are up (their HTTP endpoints answer), but the writer refuses ingress's
-  // handshakes: ingress is not ready and answers webhooks 503 (FreshBooks retries).
+  // handshakes: ingress is not ready, says why, and answers webhooks 503
+  // (FreshBooks retries).
   ASSERT_TRUE(s.WaitReadyz(s.metrics_port(), 200)) << s.WriterLog();
   int status = 0;
   std::string body;
@@ -80,8 +83,66 @@ TEST_F(TlsFlowTest, IngressWithoutAClientCertificateIsNotReady) {
     return status != 0;
   })) << s.IngressLog();
   EXPECT_EQ(status, 503) << body;
+  ASSERT_TRUE(WaitFor([&] {
+    body = s.HttpGet(s.ingress_port(), "/readyz", &status);
+    return absl::StrContains(body, "closed the TLS connection");
+  })) << body;
+  EXPECT_THAT(body, HasSubstr("does it require a client certificate (writer.tls.client_ca_file)? "
+                              "Then set ingress.writer_tls.cert_file and key_file"));
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(s.IngressLog(), "cannot refresh signing keys from the writer") &&
+           absl::StrContains(s.IngressLog(), "ingress.writer_tls.cert_file");
+  })) << s.IngressLog();
   EXPECT_EQ(s.Send(StandardEvent("invoice.create", "1")).status, 503) << s.IngressLog();
   EXPECT_EQ(s.Query("journal.db", "SELECT COUNT(*) FROM deliveries"), "0");
+}
+
+TEST_F(TlsFlowTest, IngressSaysWhichWriterTlsSettingIsWrong) {
+  struct Case {
+    const char* what;
+    TlsServerConfig writer;
+    TlsClientConfig ingress;
+    std::string says;
+  };
+  const TlsServerConfig mutual{pki_.server_cert, pki_.server_key, pki_.ca_cert};
+  const TlsClientConfig client{pki_.ca_cert, pki_.client_cert, pki_.client_key, ""};
+  const std::vector<Case> cases = {
+      {"TLS at a plaintext writer",
+       {},
+       client,
+       "does not speak TLS: set writer.tls on the writer, or remove ingress.writer_tls"},
+      {"plaintext at a TLS writer", mutual, {}, "closed the connection: does it speak TLS?"},
+      {"a CA that did not sign the writer's certificate",
+       mutual,
+       {pki_.other_ca_cert, pki_.client_cert, pki_.client_key, ""},
+       absl::StrCat("is not signed by the CA in ingress.writer_tls.ca_file \"", pki_.other_ca_cert,
+                    "\"")},
+      {"a name the writer's certificate does not carry",
+       mutual,
+       {pki_.ca_cert, pki_.client_cert, pki_.client_key, "writer.example.com"},
+       "is not for \"writer.example.com\": set ingress.writer_tls.server_name"},
+      {"a client certificate from another CA",
+       mutual,
+       {pki_.ca_cert, pki_.other_client_cert, pki_.other_client_key, ""},
+       absl::StrCat("did not accept the client certificate in ingress.writer_tls.cert_file \"",
+                    pki_.other_client_cert, "\"")},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    ServicesOptions o;
+    o.writer_tls = c.writer;
+    o.ingress_writer_tls = c.ingress;
+    Services s(o);
+    s.StartWriter();
+    s.StartIngress();
+    std::string body;
+    EXPECT_TRUE(WaitFor([&] {
+      int status = 0;
+      body = s.HttpGet(s.ingress_port(), "/readyz", &status);
+      return status == 503 && absl::StrContains(body, c.says);
+    })) << body
+        << s.IngressLog();
+  }
 }
 
 TEST_F(TlsFlowTest, MlcNeedsTheRightFlagsAndSaysWhichAreMissing) {
