@@ -268,7 +268,8 @@ absl::Status ReadTlsServer(Reader& r, const YAML::Node& node, const std::string&
   return r.ReadMap(node, path,
                    {{"cert_file", r.String(&c->cert_file)},
                     {"key_file", r.String(&c->key_file)},
-                    {"client_ca_file", r.String(&c->client_ca_file)}});
+                    {"client_ca_file", r.String(&c->client_ca_file)},
+                    {"reload_seconds", r.Int(&c->reload_seconds, 1, 86400)}});
 }
 
 absl::Status ReadTlsClient(Reader& r, const YAML::Node& node, const std::string& path,
@@ -277,7 +278,8 @@ absl::Status ReadTlsClient(Reader& r, const YAML::Node& node, const std::string&
                    {{"ca_file", r.String(&c->ca_file)},
                     {"cert_file", r.String(&c->cert_file)},
                     {"key_file", r.String(&c->key_file)},
-                    {"server_name", r.String(&c->server_name)}});
+                    {"server_name", r.String(&c->server_name)},
+                    {"reload_seconds", r.Int(&c->reload_seconds, 1, 86400)}});
 }
 
 absl::Status ReadIngress(Reader& r, const YAML::Node& node, IngressConfig* c) {

@@ -29,6 +29,10 @@ struct RetryConfig {
   int64_t max_age_hours = 72;
 };
 
+// How often the TLS files are re-read, so that a rotated certificate (say,
+// cert-manager renewing a mounted Secret) is used without a restart.
+inline constexpr int64_t kDefaultTlsReloadSeconds = 60;
+
 // TLS for a gRPC server (an extension of the contract, DESIGN.md §5 "both can run
 // over TLS"). Empty cert_file: plaintext. With client_ca_file, clients must present a
 // certificate signed by that CA (mutual TLS).
@@ -36,6 +40,7 @@ struct TlsServerConfig {
   std::string cert_file;  // PEM chain
   std::string key_file;   // PEM private key
   std::string client_ca_file;
+  int64_t reload_seconds = kDefaultTlsReloadSeconds;
   bool enabled() const { return !cert_file.empty(); }
 };
 
@@ -47,6 +52,7 @@ struct TlsClientConfig {
   std::string cert_file;
   std::string key_file;
   std::string server_name;
+  int64_t reload_seconds = kDefaultTlsReloadSeconds;
   bool enabled() const { return !ca_file.empty(); }
 };
 

@@ -1,6 +1,10 @@
 #include "common/grpc_tls.h"
 
 #include <fcntl.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -14,6 +18,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status_macros.h"
 
 namespace mlc {
@@ -176,19 +181,28 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
     return absl::InvalidArgumentError(
         absl::StrCat(key_setting, ": is empty; TLS needs the private key of ", cert_setting));
   }
-  MLC_ASSIGN_OR_RETURN(KeyCertPair pair, ReadKeyCertPair(cert_setting, config.cert_file,
-                                                         key_setting, config.key_file));
+  // Checked here so that a bad file stops the service with a clear message; gRPC
+  // then reads the same files itself, and again every reload_seconds.
+  MLC_RETURN_IF_ERROR(
+      ReadKeyCertPair(cert_setting, config.cert_file, key_setting, config.key_file).status());
   const bool mutual = !config.client_ca_file.empty();
-  grpc::SslServerCredentialsOptions options(
-      mutual ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-             : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   if (mutual) {
-    MLC_ASSIGN_OR_RETURN(
-        options.pem_root_certs,
-        ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file, PemKind::kCertificates));
+    MLC_RETURN_IF_ERROR(
+        ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file, PemKind::kCertificates)
+            .status());
   }
-  options.pem_key_cert_pairs.push_back({std::move(pair.key_pem), std::move(pair.cert_pem)});
-  return grpc::SslServerCredentials(options);
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      config.key_file, config.cert_file, mutual ? config.client_ca_file : "",
+      static_cast<unsigned int>(config.reload_seconds));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (mutual) {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
 }
 
 std::string DescribeServerTls(const TlsServerConfig& config) {
@@ -204,19 +218,20 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
     const TlsClientConfig& config, const TlsClientSettings& settings,
     grpc::ChannelArguments* args) {
   if (!config.enabled()) return grpc::InsecureChannelCredentials();
-  grpc::SslCredentialsOptions options;
-  MLC_ASSIGN_OR_RETURN(options.pem_root_certs,
-                       ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates));
-  if (!config.cert_file.empty() || !config.key_file.empty()) {
+  // Checked here for a clear message at startup; gRPC then reads the same files
+  // itself, and again every reload_seconds.
+  MLC_RETURN_IF_ERROR(
+      ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates).status());
+  const bool client_cert = !config.cert_file.empty() || !config.key_file.empty();
+  if (client_cert) {
     if (config.cert_file.empty() || config.key_file.empty()) {
       return absl::InvalidArgumentError(absl::StrCat("a client certificate needs both ",
                                                      settings.cert_file, " and ", settings.key_file,
                                                      " (or neither)"));
     }
-    MLC_ASSIGN_OR_RETURN(KeyCertPair pair, ReadKeyCertPair(settings.cert_file, config.cert_file,
-                                                           settings.key_file, config.key_file));
-    options.pem_cert_chain = std::move(pair.cert_pem);
-    options.pem_private_key = std::move(pair.key_pem);
+    MLC_RETURN_IF_ERROR(
+        ReadKeyCertPair(settings.cert_file, config.cert_file, settings.key_file, config.key_file)
+            .status());
   }
   if (!config.server_name.empty()) {
     if (args == nullptr) {
@@ -224,7 +239,14 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(
     }
     args->SetSslTargetNameOverride(config.server_name);
   }
-  return grpc::SslCredentials(options);
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      client_cert ? config.key_file : "", client_cert ? config.cert_file : "", config.ca_file,
+      static_cast<unsigned int>(config.reload_seconds));
+  grpc::experimental::TlsChannelCredentialsOptions options;
+  options.set_certificate_provider(provider);
+  options.watch_root_certs();
+  if (client_cert) options.watch_identity_key_cert_pairs();
+  return grpc::experimental::TlsCredentials(options);
 }
 
 std::string DescribeClientTls(const TlsClientConfig& config) {
@@ -232,12 +254,78 @@ std::string DescribeClientTls(const TlsClientConfig& config) {
   return config.cert_file.empty() ? "tls" : "tls with client certificate";
 }
 
+std::unique_ptr<TlsFileMonitor> TlsFileMonitor::ForServer(const TlsServerConfig& config,
+                                                          const std::string& key_prefix) {
+  if (!config.enabled()) return nullptr;
+  return std::make_unique<TlsFileMonitor>(
+      [config, key_prefix]() -> absl::Status {
+        MLC_RETURN_IF_ERROR(ReadKeyCertPair(key_prefix + ".cert_file", config.cert_file,
+                                            key_prefix + ".key_file", config.key_file)
+                                .status());
+        if (config.client_ca_file.empty()) return absl::OkStatus();
+        return ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file,
+                           PemKind::kCertificates)
+            .status();
+      },
+      config.reload_seconds);
+}
+
+std::unique_ptr<TlsFileMonitor> TlsFileMonitor::ForClient(const TlsClientConfig& config,
+                                                          const TlsClientSettings& settings) {
+  if (!config.enabled()) return nullptr;
+  return std::make_unique<TlsFileMonitor>(
+      [config, settings]() -> absl::Status {
+        MLC_RETURN_IF_ERROR(
+            ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates).status());
+        if (config.cert_file.empty()) return absl::OkStatus();
+        return ReadKeyCertPair(settings.cert_file, config.cert_file, settings.key_file,
+                               config.key_file)
+            .status();
+      },
+      config.reload_seconds);
+}
+
+TlsFileMonitor::TlsFileMonitor(std::function<absl::Status()> check, int64_t every_seconds)
+    : check_(std::move(check)), every_(absl::Seconds(every_seconds)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+TlsFileMonitor::~TlsFileMonitor() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+void TlsFileMonitor::Run() {
+  bool usable = true;  // checked at startup, before the credentials were made
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
+      if (mu_.AwaitWithTimeout(absl::Condition(&stopping), every_)) return;
+    }
+    const absl::Status s = check_();
+    if (!s.ok() && usable) {
+      log::Error("cannot use the TLS files: new TLS connections fail until they are fixed",
+                 {{"error", std::string(s.message())}});
+    } else if (s.ok() && !usable) {
+      log::Info("TLS files usable again");
+    }
+    usable = s.ok();
+  }
+}
+
 ConnectFailure ClassifyConnectFailure(const std::string& grpc_message) {
   if (absl::StrContains(grpc_message, "wrong version number")) return ConnectFailure::kNotTls;
   if (absl::StrContains(grpc_message, "certificate verify failed")) {
     return ConnectFailure::kUntrustedServer;
   }
-  if (absl::StrContains(grpc_message, "is not in peer certificate")) {
+  // The first is SslCredentials' wording, the second TlsCredentials' (what
+  // ChannelCredentials makes).
+  if (absl::StrContains(grpc_message, "is not in peer certificate") ||
+      absl::StrContains(grpc_message, "Hostname Verification Check failed")) {
     return ConnectFailure::kServerNameMismatch;
   }
   if (absl::StrContains(grpc_message, "Socket closed") ||

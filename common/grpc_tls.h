@@ -9,18 +9,26 @@
 // setting and the file, e.g. `writer.tls.cert_file "/x.pem": cannot read: No such
 // file or directory`, so a service refuses to start with a clear message instead of
 // failing every handshake later. Messages never contain key material. A config
-// that is not enabled() gives plaintext (insecure) credentials. Rotating
-// certificates needs a restart.
+// that is not enabled() gives plaintext (insecure) credentials. gRPC then re-reads
+// the files every reload_seconds (its FileWatcherCertificateProvider), so a
+// renewed certificate is used for new connections without a restart. A file
+// that becomes invalid is not refused by gRPC: new handshakes fail until it is
+// fixed (TlsFileMonitor logs it, naming the setting).
 //
 // Free functions without shared state; thread-safe.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/config.h"
 
 namespace mlc {
@@ -71,6 +79,34 @@ inline absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredenti
 // How a TlsClientConfig secures a channel, for logs: "plaintext", "tls" or "tls with
 // client certificate".
 std::string DescribeClientTls(const TlsClientConfig& config);
+
+// Watches the TLS files of a service the way gRPC re-reads them (every
+// reload_seconds) and logs, naming the setting and the file, when they stop being
+// usable ("cannot use the TLS files"; gRPC then fails new handshakes until they
+// are fixed, while connections already made carry on) and when they are usable
+// again. Checks run on a thread of its own until the object is destroyed.
+class TlsFileMonitor {
+ public:
+  // Null when `config` is not enabled().
+  static std::unique_ptr<TlsFileMonitor> ForServer(const TlsServerConfig& config,
+                                                   const std::string& key_prefix = "writer.tls");
+  static std::unique_ptr<TlsFileMonitor> ForClient(const TlsClientConfig& config,
+                                                   const TlsClientSettings& settings);
+
+  TlsFileMonitor(std::function<absl::Status()> check, int64_t every_seconds);
+  ~TlsFileMonitor();
+  TlsFileMonitor(const TlsFileMonitor&) = delete;
+  TlsFileMonitor& operator=(const TlsFileMonitor&) = delete;
+
+ private:
+  void Run();
+
+  std::function<absl::Status()> check_;
+  absl::Duration every_;
+  absl::Mutex mu_;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
 
 // Why a channel could not connect, read from the message of the UNAVAILABLE
 // status gRPC gives a call on a channel that never became ready. gRPC reports a

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/config.h"
+#include "common/grpc_tls.h"
 #include "common/http_client.h"
 #include "common/metrics.h"
 
@@ -76,6 +77,7 @@ class WriterApp {
 
   Config config_;
   Registry registry_;
+  std::unique_ptr<TlsFileMonitor> tls_monitor_;  // logs when writer.tls files become unusable
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<JournalRetention> retention_;  // audit retention (compaction)
   std::unique_ptr<Sink> sink_;                   // sink: sqlite

@@ -612,11 +612,13 @@ TEST_F(ConfigTest, GrpcTlsKeysParse) {
   EXPECT_EQ(writer->writer.tls.cert_file, "/etc/mlc/writer.pem");
   EXPECT_EQ(writer->writer.tls.key_file, "/etc/mlc/writer-key.pem");
   EXPECT_EQ(writer->writer.tls.client_ca_file, "/etc/mlc/ca.pem");
+  EXPECT_EQ(writer->writer.tls.reload_seconds, 60);  // the default
 
   absl::StatusOr<Config> ingress =
       Parse(absl::StrCat(kMinimalIngress,
                          "  writer_tls: { ca_file: /etc/mlc/ca.pem, cert_file: /etc/mlc/in.pem, "
-                         "key_file: /etc/mlc/in-key.pem, server_name: writer.internal }\n"),
+                         "key_file: /etc/mlc/in-key.pem, server_name: writer.internal, "
+                         "reload_seconds: 300 }\n"),
             ConfigRole::kIngress);
   ASSERT_TRUE(ingress.ok()) << ingress.status();
   EXPECT_TRUE(ingress->ingress.writer_tls.enabled());
@@ -624,6 +626,7 @@ TEST_F(ConfigTest, GrpcTlsKeysParse) {
   EXPECT_EQ(ingress->ingress.writer_tls.cert_file, "/etc/mlc/in.pem");
   EXPECT_EQ(ingress->ingress.writer_tls.key_file, "/etc/mlc/in-key.pem");
   EXPECT_EQ(ingress->ingress.writer_tls.server_name, "writer.internal");
+  EXPECT_EQ(ingress->ingress.writer_tls.reload_seconds, 300);
 
   // Absent: plaintext.
   absl::StatusOr<Config> plain = Parse(kDesignExample, ConfigRole::kWriter);
@@ -653,7 +656,10 @@ TEST_F(ConfigTest, GrpcTlsMistakesNameTheKey) {
             "too");
   EXPECT_EQ(writer("{ cert_file: /c.pem, key_file: /k.pem }"), "OK");
   EXPECT_EQ(writer("{ cert: /c.pem }"),
-            "writer.tls.cert: unknown key (known: cert_file, key_file, client_ca_file)");
+            "writer.tls.cert: unknown key (known: cert_file, key_file, client_ca_file, "
+            "reload_seconds)");
+  EXPECT_THAT(writer("{ cert_file: /c.pem, key_file: /k.pem, reload_seconds: 0 }"),
+              HasSubstr("writer.tls.reload_seconds: "));
   EXPECT_THAT(writer("/c.pem"), HasSubstr("writer.tls: expected a map"));
 
   auto ingress = [](const std::string& tls) {
@@ -673,6 +679,8 @@ TEST_F(ConfigTest, GrpcTlsMistakesNameTheKey) {
             "certificate");
   EXPECT_EQ(ingress("{ ca_file: /ca.pem }"), "OK");
   EXPECT_THAT(ingress("{ ca: /ca.pem }"), HasSubstr("ingress.writer_tls.ca: unknown key"));
+  EXPECT_THAT(ingress("{ ca_file: /ca.pem, reload_seconds: 86401 }"),
+              HasSubstr("ingress.writer_tls.reload_seconds: "));
 
   // Each role checks only its own block.
   EXPECT_EQ(Error(absl::StrCat(kMinimalIngress, "writer:\n  tls: { cert_file: /c.pem }\n"),

@@ -4,6 +4,9 @@
 // key file cannot be read refuses to start and says which key.
 #include <sys/wait.h>
 
+#include <csignal>
+#include <cstdio>
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -143,6 +146,73 @@ TEST_F(TlsFlowTest, IngressSaysWhichWriterTlsSettingIsWrong) {
     })) << body
         << s.IngressLog();
   }
+}
+
+TEST_F(TlsFlowTest, RotatedCertificatesAreUsedWithoutARestart) {
+  // The writer's certificate and key, and ingress's CA bundle, in files that get
+  // replaced the way a Kubernetes Secret update replaces them.
+  TempDir live;
+  const std::string cert = live.File("tls.crt");
+  const std::string key = live.File("tls.key");
+  const std::string ca = live.File("ca.crt");
+  auto put = [](const std::string& from, const std::string& to) {
+    WriteFile(to + ".new", ReadFile(from));
+    ASSERT_EQ(std::rename((to + ".new").c_str(), to.c_str()), 0) << to;
+  };
+  put(pki_.server_cert, cert);
+  put(pki_.server_key, key);
+  put(pki_.ca_cert, ca);
+  ServicesOptions o;
+  o.writer_tls = {cert, key, "", /*reload_seconds=*/1};
+  o.ingress_writer_tls = {ca, "", "", "", /*reload_seconds=*/1};
+  o.cli_tls = {pki_.ca_cert, "", "", ""};
+  Services s(o);
+  s.StartAll();
+  ASSERT_EQ(s.Send(StandardEvent("invoice.create", "1")).status, 202) << s.IngressLog();
+
+  // A certificate from another CA replaces the writer's; ingress is given the
+  // new CA. Without restarting either, new connections use both.
+  put(pki_.other_server_cert, cert);
+  put(pki_.other_server_key, key);
+  put(pki_.other_ca_cert, ca);
+  std::string out;
+  EXPECT_TRUE(WaitFor([&] {
+    return ExitCode(s.RunCli(TlsClientConfig{pki_.other_ca_cert, "", "", ""}, {"connections"},
+                             &out)) == 0;
+  })) << out;
+  int status = s.RunCli(TlsClientConfig{pki_.ca_cert, "", "", ""}, {"connections"}, &out);
+  EXPECT_EQ(ExitCode(status), 1) << out;
+  EXPECT_THAT(out, HasSubstr("is not signed by the CA in --tls-ca"));
+  // A file that is not a certificate (a botched edit): gRPC fails new
+  // handshakes until it is fixed, and the writer's log names the setting.
+  put(pki_.other_server_key, cert);
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(s.WriterLog(), "cannot use the TLS files") &&
+           absl::StrContains(s.WriterLog(), "writer.tls.cert_file");
+  })) << s.WriterLog();
+  put(pki_.other_server_cert, cert);
+  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(s.WriterLog(), "TLS files usable again"); }))
+      << s.WriterLog();
+  EXPECT_TRUE(WaitFor([&] {
+    return ExitCode(s.RunCli(TlsClientConfig{pki_.other_ca_cert, "", "", ""}, {"connections"},
+                             &out)) == 0;
+  })) << out;
+  // The same on ingress's side.
+  put(pki_.server_key, ca);
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(s.IngressLog(), "cannot use the TLS files") &&
+           absl::StrContains(s.IngressLog(), "ingress.writer_tls.ca_file");
+  })) << s.IngressLog();
+  put(pki_.other_ca_cert, ca);
+  EXPECT_TRUE(WaitFor([&] { return absl::StrContains(s.IngressLog(), "TLS files usable again"); }))
+      << s.IngressLog();
+  // Ingress's open connection keeps working; a new one (after the writer
+  // restarts) is made with the new CA from the reloaded file.
+  s.KillWriter(SIGKILL);
+  s.WaitWriter();
+  s.StartWriter();
+  EXPECT_TRUE(s.WaitReady()) << s.IngressLog();
+  EXPECT_EQ(s.Send(StandardEvent("invoice.create", "2")).status, 202) << s.IngressLog();
 }
 
 TEST_F(TlsFlowTest, MlcNeedsTheRightFlagsAndSaysWhichAreMissing) {

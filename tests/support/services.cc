@@ -18,13 +18,14 @@ std::string TlsClientYaml(const std::string& key, const TlsClientConfig& c) {
   if (!c.enabled()) return "";
   return absl::StrCat("  ", key, ": { ca_file: \"", c.ca_file, "\", cert_file: \"", c.cert_file,
                       "\", key_file: \"", c.key_file, "\", server_name: \"", c.server_name,
-                      "\" }\n");
+                      "\", reload_seconds: ", c.reload_seconds, " }\n");
 }
 
 std::string TlsServerYaml(const TlsServerConfig& c) {
   if (!c.enabled()) return "";
   return absl::StrCat("  tls: { cert_file: \"", c.cert_file, "\", key_file: \"", c.key_file,
-                      "\", client_ca_file: \"", c.client_ca_file, "\" }\n");
+                      "\", client_ca_file: \"", c.client_ca_file,
+                      "\", reload_seconds: ", c.reload_seconds, " }\n");
 }
 
 }  // namespace
