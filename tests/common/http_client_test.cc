@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -253,26 +254,59 @@ TEST(HttplibClientErrorsTest, ConnectionRefusedIsUnavailableNotSentAndSecretFree
   EXPECT_THAT(message, Not(HasSubstr(kSecret)));
 }
 
+// A raw TCP server on loopback for faults httplib cannot be made to produce: it
+// accepts one connection, runs `serve` on its socket, and closes it.
+class OneShotTcpServer {
+ public:
+  explicit OneShotTcpServer(std::function<void(int conn)> serve) {
+    std::signal(SIGPIPE, SIG_IGN);
+    listener_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    EXPECT_GE(listener_, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    EXPECT_EQ(::bind(listener_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listener_, 4), 0);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(::getsockname(listener_, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this, serve = std::move(serve)] {
+      const int conn = ::accept(listener_, nullptr, nullptr);
+      if (conn < 0) return;
+      serve(conn);
+      ::close(conn);
+    });
+  }
+  ~OneShotTcpServer() { Join(); }
+  void Join() {
+    if (thread_.joinable()) thread_.join();
+    if (listener_ >= 0) ::close(listener_);
+    listener_ = -1;
+  }
+  int port() const { return port_; }
+
+ private:
+  int listener_ = -1;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+// A statement POST to `port` with a bearer token, as the Databricks client sends.
+HttpRequest StatementPost(int port, std::string body) {
+  HttpRequest req;
+  req.method = "POST";
+  req.url = absl::StrCat("http://127.0.0.1:", port, "/api/2.0/sql/statements");
+  req.headers.emplace("Authorization", absl::StrCat("Bearer ", kSecret));
+  req.body = std::move(body);
+  return req;
+}
+
 TEST(HttplibClientErrorsTest, ConnectionDroppedBeforeAnAnswerIsUnavailable) {
-  std::signal(SIGPIPE, SIG_IGN);
-  // A server that reads the request and closes without answering.
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const int port = ntohs(addr.sin_port);
-  // It reads the whole request (headers and the "{}" body, which may come
-  // in separate segments) before closing, so the client sees the close while
-  // waiting for the answer, not while still sending.
-  std::thread server([listener] {
-    const int conn = ::accept(listener, nullptr, nullptr);
-    if (conn < 0) return;
+  // The server reads the whole request (headers and the "{}" body, which may
+  // come in separate segments) and closes without answering, so the client
+  // sees the close while waiting for the answer, not while still sending.
+  OneShotTcpServer server([](int conn) {
     std::string seen;
     char buf[4096];
     while (seen.find("\r\n\r\n{}") == std::string::npos) {
@@ -280,18 +314,10 @@ TEST(HttplibClientErrorsTest, ConnectionDroppedBeforeAnAnswerIsUnavailable) {
       if (n <= 0) break;
       seen.append(buf, static_cast<size_t>(n));
     }
-    ::close(conn);
   });
-
   HttplibClient client;
-  HttpRequest req;
-  req.method = "POST";
-  req.url = absl::StrCat("http://127.0.0.1:", port, "/api/2.0/sql/statements");
-  req.headers.emplace("Authorization", absl::StrCat("Bearer ", kSecret));
-  req.body = "{}";
-  absl::StatusOr<HttpResponse> res = client.Send(req);
-  server.join();
-  ::close(listener);
+  absl::StatusOr<HttpResponse> res = client.Send(StatementPost(server.port(), "{}"));
+  server.Join();
   ASSERT_EQ(res.status().code(), absl::StatusCode::kUnavailable) << res.status();
   EXPECT_FALSE(RequestNotSent(res.status()));
   EXPECT_THAT(std::string(res.status().message()), HasSubstr("connection closed"));
@@ -299,37 +325,16 @@ TEST(HttplibClientErrorsTest, ConnectionDroppedBeforeAnAnswerIsUnavailable) {
 }
 
 TEST(HttplibClientErrorsTest, ConnectionDroppedWhileSendingIsUnavailableAndMayHaveBeenSeen) {
-  std::signal(SIGPIPE, SIG_IGN);
-  // A server that accepts, reads a little and closes while an 8 MiB body is
-  // still being sent: the client's write fails.
-  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(listener, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(::listen(listener, 4), 0);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len), 0);
-  const int port = ntohs(addr.sin_port);
-  std::thread server([listener] {
-    const int conn = ::accept(listener, nullptr, nullptr);
-    if (conn < 0) return;
+  // The server reads a little and closes while an 8 MiB body is still being
+  // sent: the client's write fails.
+  OneShotTcpServer server([](int conn) {
     char buf[1024];
     (void)::recv(conn, buf, sizeof(buf), 0);
-    ::close(conn);
   });
-
   HttplibClient client;
-  HttpRequest req;
-  req.method = "POST";
-  req.url = absl::StrCat("http://127.0.0.1:", port, "/api/2.0/sql/statements");
-  req.headers.emplace("Authorization", absl::StrCat("Bearer ", kSecret));
-  req.body = std::string(8 << 20, 'x');
-  absl::StatusOr<HttpResponse> res = client.Send(req);
-  server.join();
-  ::close(listener);
+  absl::StatusOr<HttpResponse> res =
+      client.Send(StatementPost(server.port(), std::string(8 << 20, 'x')));
+  server.Join();
   ASSERT_EQ(res.status().code(), absl::StatusCode::kUnavailable) << res.status();
   // Part of the request reached the server, so a retry must be safe to repeat.
   EXPECT_FALSE(RequestNotSent(res.status()));
