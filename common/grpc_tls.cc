@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -254,39 +255,83 @@ std::string DescribeClientTls(const TlsClientConfig& config) {
   return config.cert_file.empty() ? "tls" : "tls with client certificate";
 }
 
+absl::StatusOr<absl::Time> CertificateNotAfter(const std::string& pem) {
+  BioPtr bio = MemBio(pem);
+  X509Ptr cert(bio == nullptr ? nullptr : PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+  ERR_clear_error();
+  if (cert == nullptr) return absl::InvalidArgumentError("no PEM certificate");
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) {
+    ERR_clear_error();
+    return absl::InvalidArgumentError("the certificate's notAfter cannot be read");
+  }
+  return absl::FromUnixSeconds(static_cast<int64_t>(timegm(&tm)));
+}
+
+namespace {
+
+// The notAfter of the certificate in `cert_pem`; the PEM was checked already.
+TlsFileMonitor::Found Presenting(const std::string& cert_pem) {
+  absl::StatusOr<absl::Time> not_after = CertificateNotAfter(cert_pem);
+  if (!not_after.ok()) return {not_after.status(), std::nullopt};
+  return {absl::OkStatus(), *not_after};
+}
+
+}  // namespace
+
 std::unique_ptr<TlsFileMonitor> TlsFileMonitor::ForServer(const TlsServerConfig& config,
-                                                          const std::string& key_prefix) {
+                                                          const std::string& key_prefix,
+                                                          Registry* registry) {
   if (!config.enabled()) return nullptr;
   return std::make_unique<TlsFileMonitor>(
-      [config, key_prefix]() -> absl::Status {
-        MLC_RETURN_IF_ERROR(ReadKeyCertPair(key_prefix + ".cert_file", config.cert_file,
-                                            key_prefix + ".key_file", config.key_file)
-                                .status());
-        if (config.client_ca_file.empty()) return absl::OkStatus();
-        return ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file,
-                           PemKind::kCertificates)
-            .status();
+      [config, key_prefix]() -> Found {
+        absl::StatusOr<KeyCertPair> pair = ReadKeyCertPair(
+            key_prefix + ".cert_file", config.cert_file, key_prefix + ".key_file", config.key_file);
+        if (!pair.ok()) return {pair.status(), std::nullopt};
+        if (!config.client_ca_file.empty()) {
+          absl::Status ca = ReadPemFile(key_prefix + ".client_ca_file", config.client_ca_file,
+                                        PemKind::kCertificates)
+                                .status();
+          if (!ca.ok()) return {ca, std::nullopt};
+        }
+        return Presenting(pair->cert_pem);
       },
-      config.reload_seconds);
+      config.reload_seconds, registry);
 }
 
 std::unique_ptr<TlsFileMonitor> TlsFileMonitor::ForClient(const TlsClientConfig& config,
-                                                          const TlsClientSettings& settings) {
+                                                          const TlsClientSettings& settings,
+                                                          Registry* registry) {
   if (!config.enabled()) return nullptr;
   return std::make_unique<TlsFileMonitor>(
-      [config, settings]() -> absl::Status {
-        MLC_RETURN_IF_ERROR(
-            ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates).status());
-        if (config.cert_file.empty()) return absl::OkStatus();
-        return ReadKeyCertPair(settings.cert_file, config.cert_file, settings.key_file,
-                               config.key_file)
-            .status();
+      [config, settings]() -> Found {
+        absl::Status ca =
+            ReadPemFile(settings.ca_file, config.ca_file, PemKind::kCertificates).status();
+        if (!ca.ok()) return {ca, std::nullopt};
+        if (config.cert_file.empty()) return {absl::OkStatus(), std::nullopt};
+        absl::StatusOr<KeyCertPair> pair = ReadKeyCertPair(settings.cert_file, config.cert_file,
+                                                           settings.key_file, config.key_file);
+        if (!pair.ok()) return {pair.status(), std::nullopt};
+        return Presenting(pair->cert_pem);
       },
-      config.reload_seconds);
+      config.reload_seconds, registry);
 }
 
-TlsFileMonitor::TlsFileMonitor(std::function<absl::Status()> check, int64_t every_seconds)
-    : check_(std::move(check)), every_(absl::Seconds(every_seconds)) {
+TlsFileMonitor::TlsFileMonitor(std::function<Found()> check, int64_t every_seconds,
+                               Registry* registry)
+    : check_(std::move(check)),
+      every_(absl::Seconds(every_seconds)),
+      usable_(registry
+                  ->AddGauge("mlc_tls_files_usable",
+                             "1 when the gRPC TLS files (certificate, key, CA) can be used")
+                  ->With({})),
+      expiry_(registry
+                  ->AddGauge("mlc_tls_certificate_expiry_timestamp_seconds",
+                             "When the certificate this service presents over gRPC expires "
+                             "(Unix time; 0 when it presents none)")
+                  ->With({})) {
+  // The files were checked when the credentials were made; this sets the gauges.
+  CheckOnce(/*was_usable=*/true);
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -298,22 +343,31 @@ TlsFileMonitor::~TlsFileMonitor() {
   thread_.join();
 }
 
+bool TlsFileMonitor::CheckOnce(bool was_usable) {
+  const Found found = check_();
+  const bool usable = found.status.ok();
+  usable_->Set(usable ? 1 : 0);
+  if (found.not_after.has_value()) {
+    expiry_->Set(static_cast<double>(absl::ToUnixSeconds(*found.not_after)));
+  }
+  if (!usable && was_usable) {
+    log::Error("cannot use the TLS files: new TLS connections fail until they are fixed",
+               {{"error", std::string(found.status.message())}});
+  } else if (usable && !was_usable) {
+    log::Info("TLS files usable again");
+  }
+  return usable;
+}
+
 void TlsFileMonitor::Run() {
-  bool usable = true;  // checked at startup, before the credentials were made
+  bool usable = usable_->Value() == 1;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_; };
       if (mu_.AwaitWithTimeout(absl::Condition(&stopping), every_)) return;
     }
-    const absl::Status s = check_();
-    if (!s.ok() && usable) {
-      log::Error("cannot use the TLS files: new TLS connections fail until they are fixed",
-                 {{"error", std::string(s.message())}});
-    } else if (s.ok() && !usable) {
-      log::Info("TLS files usable again");
-    }
-    usable = s.ok();
+    usable = CheckOnce(usable);
   }
 }
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -30,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/config.h"
+#include "common/metrics.h"
 
 namespace mlc {
 
@@ -80,29 +82,49 @@ inline absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredenti
 // client certificate".
 std::string DescribeClientTls(const TlsClientConfig& config);
 
+// When the first certificate of a PEM chain expires (its notAfter).
+absl::StatusOr<absl::Time> CertificateNotAfter(const std::string& pem);
+
 // Watches the TLS files of a service the way gRPC re-reads them (every
 // reload_seconds) and logs, naming the setting and the file, when they stop being
 // usable ("cannot use the TLS files"; gRPC then fails new handshakes until they
 // are fixed, while connections already made carry on) and when they are usable
-// again. Checks run on a thread of its own until the object is destroyed.
+// again. It keeps two gauges in `registry`: mlc_tls_files_usable (1 or 0) and
+// mlc_tls_certificate_expiry_timestamp_seconds, when the certificate the
+// service presents (the writer's, or ingress's client certificate) expires, so
+// an expiry can be alerted on before it happens. Checks run on a thread of its
+// own until the object is destroyed.
 class TlsFileMonitor {
  public:
-  // Null when `config` is not enabled().
-  static std::unique_ptr<TlsFileMonitor> ForServer(const TlsServerConfig& config,
-                                                   const std::string& key_prefix = "writer.tls");
-  static std::unique_ptr<TlsFileMonitor> ForClient(const TlsClientConfig& config,
-                                                   const TlsClientSettings& settings);
+  // What one check found: an error naming the setting, or the notAfter of the
+  // certificate presented (absent for a client without one).
+  struct Found {
+    absl::Status status;
+    std::optional<absl::Time> not_after;
+  };
 
-  TlsFileMonitor(std::function<absl::Status()> check, int64_t every_seconds);
+  // Null when `config` is not enabled() (and then no gauges are registered).
+  static std::unique_ptr<TlsFileMonitor> ForServer(const TlsServerConfig& config,
+                                                   const std::string& key_prefix,
+                                                   Registry* registry);
+  static std::unique_ptr<TlsFileMonitor> ForClient(const TlsClientConfig& config,
+                                                   const TlsClientSettings& settings,
+                                                   Registry* registry);
+
+  TlsFileMonitor(std::function<Found()> check, int64_t every_seconds, Registry* registry);
   ~TlsFileMonitor();
   TlsFileMonitor(const TlsFileMonitor&) = delete;
   TlsFileMonitor& operator=(const TlsFileMonitor&) = delete;
 
  private:
   void Run();
+  // Runs the check, updates the gauges; returns whether the files are usable.
+  bool CheckOnce(bool was_usable);
 
-  std::function<absl::Status()> check_;
+  std::function<Found()> check_;
   absl::Duration every_;
+  Gauge* usable_;
+  Gauge* expiry_;
   absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;

@@ -398,6 +398,8 @@ IngressServer::IngressServer(const IngressConfig& config, Limits limits,
           .AddCounter("mlc_http_read_timeouts_total",
                       "Connections closed because a request did not arrive within the deadline")
           ->With({}));
+  tls_monitor_ = TlsFileMonitor::ForClient(
+      config_.writer_tls, TlsClientSettings::ConfigKeys("ingress.writer_tls"), &registry_);
 }
 
 IngressServer::~IngressServer() { Stop(); }

@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "common/config.h"
+#include "common/grpc_tls.h"
 #include "common/metrics.h"
 #include "ingress/key_cache.h"
 #include "ingress/limits.h"
@@ -73,6 +74,7 @@ class IngressServer {
   IngressConfig config_;
   Limits limits_;
   Registry registry_;
+  std::unique_ptr<TlsFileMonitor> tls_monitor_;  // ingress.writer_tls files: log and gauges
   std::unique_ptr<WriterClient> writer_;
   std::unique_ptr<KeyCache> keys_;
   std::unique_ptr<WebhookHandler> handler_;

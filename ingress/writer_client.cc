@@ -26,11 +26,8 @@ absl::StatusOr<std::unique_ptr<GrpcWriterClient>> GrpcWriterClient::Create(
   grpc::ChannelArguments args;
   MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials,
                        ChannelCredentials(config.writer_tls, "ingress.writer_tls", &args));
-  auto client = std::make_unique<GrpcWriterClient>(config.writer, config.internal_token,
-                                                   credentials, std::move(args), config.writer_tls);
-  client->tls_monitor_ = TlsFileMonitor::ForClient(
-      config.writer_tls, TlsClientSettings::ConfigKeys("ingress.writer_tls"));
-  return client;
+  return std::make_unique<GrpcWriterClient>(config.writer, config.internal_token, credentials,
+                                            std::move(args), config.writer_tls);
 }
 
 GrpcWriterClient::GrpcWriterClient(const std::string& target, std::string internal_token)

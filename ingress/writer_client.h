@@ -28,7 +28,6 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/config.h"
-#include "common/grpc_tls.h"
 #include "mlconnector/v1/ingest.grpc.pb.h"
 
 namespace mlc::ingress {
@@ -84,7 +83,6 @@ class GrpcWriterClient final : public WriterClient {
 
   std::string target_;
   TlsClientConfig tls_;
-  std::unique_ptr<TlsFileMonitor> tls_monitor_;  // logs when the files become unusable
   std::string token_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<mlconnector::v1::Ingest::Stub> stub_;

@@ -317,7 +317,7 @@ absl::Status WriterApp::Start() {
   MLC_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> grpc_credentials,
                        ServerCredentials(wc.tls));
   log::Info("writer: gRPC transport", {{"tls", DescribeServerTls(wc.tls)}});
-  tls_monitor_ = TlsFileMonitor::ForServer(wc.tls);
+  tls_monitor_ = TlsFileMonitor::ForServer(wc.tls, "writer.tls", &registry_);
   builder.AddListeningPort(wc.listen, grpc_credentials, &grpc_port_);
   builder.RegisterService(ingest_.get());
   builder.RegisterService(admin_.get());

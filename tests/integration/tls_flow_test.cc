@@ -12,8 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "tests/support/services.h"
 #include "tests/support/test_pki.h"
@@ -36,6 +39,27 @@ ServicesOptions MutualTls(const TestPki& pki) {
 }
 
 int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+
+// "mlc_tls_certificate_expiry_timestamp_seconds <notAfter>" for the certificate
+// in `pem_file`, with notAfter as the openssl command reads it.
+std::string ExpiryMetric(const std::string& pem_file) {
+  const std::string cmd =
+      absl::StrCat("openssl x509 -noout -enddate -dateopt iso_8601 -in '", pem_file, "'");
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r"); p != nullptr) {
+    char buf[256];
+    while (std::fgets(buf, sizeof(buf), p) != nullptr) out += buf;
+    ::pclose(p);
+  }
+  absl::Time t;
+  std::string err;
+  const std::string date(absl::StripAsciiWhitespace(absl::StripPrefix(out, "notAfter=")));
+  if (!absl::ParseTime("%Y-%m-%d %H:%M:%SZ", date, &t, &err)) {
+    ADD_FAILURE() << "openssl said " << out << ": " << err;
+  }
+  return absl::StrCat("mlc_tls_certificate_expiry_timestamp_seconds ", absl::ToUnixSeconds(t),
+                      "\n");
+}
 
 class TlsFlowTest : public ::testing::Test {
  protected:
@@ -66,6 +90,13 @@ TEST_F(TlsFlowTest, SignedWebhookReachesTheTableOverMutualTls) {
   EXPECT_THAT(s.IngressLog(), Not(HasSubstr("PRIVATE KEY")));
   EXPECT_THAT(s.WriterLog(), Not(HasSubstr(key.substr(30, 40))));
   EXPECT_THAT(s.IngressLog(), Not(HasSubstr(client_key.substr(30, 40))));
+  // Each service exports when the certificate it presents expires.
+  const std::string writer_metrics = s.HttpGet(s.metrics_port(), "/metrics");
+  EXPECT_THAT(writer_metrics, HasSubstr("mlc_tls_files_usable 1\n"));
+  EXPECT_THAT(writer_metrics, HasSubstr(ExpiryMetric(pki_.server_cert)));
+  const std::string ingress_metrics = s.HttpGet(s.ingress_port(), "/metrics");
+  EXPECT_THAT(ingress_metrics, HasSubstr("mlc_tls_files_usable 1\n"));
+  EXPECT_THAT(ingress_metrics, HasSubstr(ExpiryMetric(pki_.client_cert)));
 }
 
 TEST_F(TlsFlowTest, IngressWithoutAClientCertificateIsNotReady) {
@@ -185,14 +216,22 @@ TEST_F(TlsFlowTest, RotatedCertificatesAreUsedWithoutARestart) {
   EXPECT_THAT(out, HasSubstr("is not signed by the CA in --tls-ca"));
   // A file that is not a certificate (a botched edit): gRPC fails new
   // handshakes until it is fixed, and the writer's log names the setting.
+  // (The test CAs issue certificates that expire in the same second, so this
+  // checks the value the gauge holds, not that it changed.)
+  const std::string rotated_expiry = ExpiryMetric(pki_.other_server_cert);
+  EXPECT_TRUE(WaitFor([&] {
+    return absl::StrContains(s.HttpGet(s.metrics_port(), "/metrics"), rotated_expiry);
+  })) << rotated_expiry;
   put(pki_.other_server_key, cert);
   EXPECT_TRUE(WaitFor([&] {
     return absl::StrContains(s.WriterLog(), "cannot use the TLS files") &&
            absl::StrContains(s.WriterLog(), "writer.tls.cert_file");
   })) << s.WriterLog();
+  EXPECT_THAT(s.HttpGet(s.metrics_port(), "/metrics"), HasSubstr("mlc_tls_files_usable 0\n"));
   put(pki_.other_server_cert, cert);
   EXPECT_TRUE(WaitFor([&] { return absl::StrContains(s.WriterLog(), "TLS files usable again"); }))
       << s.WriterLog();
+  EXPECT_THAT(s.HttpGet(s.metrics_port(), "/metrics"), HasSubstr("mlc_tls_files_usable 1\n"));
   EXPECT_TRUE(WaitFor([&] {
     return ExitCode(s.RunCli(TlsClientConfig{pki_.other_ca_cert, "", "", ""}, {"connections"},
                              &out)) == 0;
