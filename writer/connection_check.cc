@@ -43,32 +43,6 @@ constexpr char kSqlite[] = "sqlite";
 constexpr char kUsersMe[] = "/auth/api/v1/users/me";
 constexpr char kProfileScope[] = "user:profile:read";
 
-// FRESHBOOKS.md §3: the scope each entity's endpoints need.
-struct EntityScopeEntry {
-  const char* entity;
-  const char* scope;
-};
-constexpr EntityScopeEntry kEntityScopes[] = {
-    {"invoice", "user:invoices:read"},
-    {"payment", "user:payments:read"},
-    {"bill", "user:bills:read"},
-    {"bill_payment", "user:bill_payments:read"},
-    {"bill_vendor", "user:bill_vendors:read"},
-    {"expense", "user:expenses:read"},
-    {"expense_category", "user:expenses:read"},
-    {"client", "user:clients:read"},
-    {"item", "user:billable_items:read"},
-    {"tax", "user:taxes:read"},
-    {"credit_note", "user:credit_notes:read"},
-    {"estimate", "user:estimates:read"},
-    {"other_income", "user:other_income:read"},
-    {"journal_entry_detail", "user:journal_entries:read"},
-    {"ledger_account", "user:journal_entries:read"},
-    {"project", "user:projects:read"},
-    {"service", "user:projects:read"},
-    {"time_entry", "user:time_entries:read"},
-};
-
 // What the service principal needs on the schema to create, evolve and merge
 // into its tables.
 const char* const kSchemaPrivileges[] = {"USE_SCHEMA", "CREATE_TABLE", "SELECT", "MODIFY"};
@@ -168,13 +142,6 @@ std::set<std::string> SplitScopes(const std::string& scope) {
 }
 
 }  // namespace
-
-std::string ScopeForEntity(const std::string& entity) {
-  for (const EntityScopeEntry& e : kEntityScopes) {
-    if (entity == e.entity) return e.scope;
-  }
-  return "";
-}
 
 // One Check(): the connection's config and objects, and the steps so far.
 class ConnectionChecker::Run {
@@ -499,10 +466,7 @@ class ConnectionChecker::Run {
     // scope -> what needs it
     std::map<std::string, std::vector<std::string>> need;
     need[kProfileScope].emplace_back("/users/me");
-    for (const EntitySpec* e : AllEntities()) {
-      const std::string scope = ScopeForEntity(e->name);
-      if (!scope.empty()) need[scope].push_back(e->name);
-    }
+    for (const EntitySpec* e : AllEntities()) need[e->read_scope].push_back(e->name);
     std::vector<std::string> missing;
     std::vector<std::string> described;
     for (const auto& [scope, users] : need) {

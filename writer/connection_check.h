@@ -14,7 +14,7 @@
 //                                      FreshBooks rejects marks needs-reauth: reported)
 //   freshbooks  business               /users/me still lists the stored account_id
 //   freshbooks  scopes                 the granted scope string covers every entity the
-//                                      writer syncs and hydrates (ScopeForEntity)
+//                                      writer syncs and hydrates (EntitySpec::read_scope)
 //   databricks  oauth token            the service principal's M2M token is minted
 //   databricks  warehouse              SELECT 1 on databricks.warehouse_id (a warehouse that
 //                                      had to start is ok, with a note)
@@ -128,11 +128,6 @@ class ConnectionChecker {
   const Clock* const clock_;
   const ConnectionCheckerOptions options_;
 };
-
-// The FreshBooks OAuth scope `entity` (an AllEntities() name, e.g. "invoice",
-// "expense_category") needs to be read (FRESHBOOKS.md §3): "user:invoices:read",
-// ...; "" for a name it does not know.
-std::string ScopeForEntity(const std::string& entity);
 
 // The report as the Admin API answers it (admin.proto CheckConnectionResponse).
 mlconnector::v1::CheckConnectionResponse ToProto(const CheckReport& report);

@@ -19,14 +19,17 @@ namespace {
 
 constexpr absl::Duration kStateTtl = absl::Minutes(15);
 
-// Every read scope ml-connector uses (FRESHBOOKS.md §3).
-const char* const kScopes[] = {
-    "user:profile:read",        "user:business:read",        "user:invoices:read",
-    "user:payments:read",       "user:bills:read",           "user:bill_payments:read",
-    "user:bill_vendors:read",   "user:expenses:read",        "user:clients:read",
-    "user:billable_items:read", "user:taxes:read",           "user:credit_notes:read",
-    "user:estimates:read",      "user:journal_entries:read", "user:other_income:read",
-    "user:projects:read",       "user:time_entries:read"};
+// Every read scope ml-connector asks for (FRESHBOOKS.md §3): the profile and
+// business (for /users/me and the identity), then each entity's, once.
+std::string AuthorizationScopes() {
+  std::vector<std::string> scopes = {"user:profile:read", "user:business:read"};
+  for (const EntitySpec* e : AllEntities()) {
+    if (std::find(scopes.begin(), scopes.end(), e->read_scope) == scopes.end()) {
+      scopes.push_back(e->read_scope);
+    }
+  }
+  return absl::StrJoin(scopes, " ");
+}
 
 std::string Prefix(const std::string& connection_id) {
   return absl::StrCat("freshbooks/", connection_id, "/");
@@ -206,11 +209,10 @@ absl::StatusOr<std::pair<std::string, absl::Time>> FreshBooksConnections::StartA
   const absl::Time expires = clock_->Now() + kStateTtl;
   MLC_RETURN_IF_ERROR(store_->PutState(
       StateKey(state), absl::StrCat(connection_id, "|", absl::ToUnixSeconds(expires))));
-  std::vector<std::string> scopes(std::begin(kScopes), std::end(kScopes));
   const std::string query = EncodeWebhookForm({{"client_id", fb.client_id},
                                                {"response_type", "code"},
                                                {"redirect_uri", fb.redirect_uri},
-                                               {"scope", absl::StrJoin(scopes, " ")},
+                                               {"scope", AuthorizationScopes()},
                                                {"state", state}});
   log::Info("freshbooks: authorization started", {{"connection", connection_id}});
   return std::make_pair(absl::StrCat(fb.auth_url, "/oauth/authorize?", query), expires);

@@ -510,6 +510,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("invoice", "freshbooks_invoices", "invoice", "invoices/invoices", "invoice",
                         "invoices");
+    e->read_scope = "user:invoices:read";
     e->includes = {"lines"};
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
@@ -540,6 +541,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("payment", "freshbooks_payments", "payment", "payments/payments", "payment",
                         "payments");
+    e->read_scope = "user:payments:read";
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
     e->fields = FieldList()
@@ -555,6 +557,7 @@ const Registry* BuildRegistry() {
   }
   {
     auto e = Accounting("bill", "freshbooks_bills", "bill", "bills/bills", "bill", "bills");
+    e->read_scope = "user:bills:read";
     e->supports_updated_min = false;
     e->updated_path = "updated_at";
     e->updated_conversion = Conversion::kTimestampUtc;
@@ -581,6 +584,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("bill_payment", "freshbooks_bill_payments", "",
                         "bill_payments/bill_payments", "bill_payment", "bill_payments");
+    e->read_scope = "user:bill_payments:read";
     e->supports_updated_min = false;  // no last-modified field: updated_at is the fetch time
     e->fields = FieldList()
                     .Int("billid", "billid", "bill paid (freshbooks_bills.id)")
@@ -596,6 +600,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("bill_vendor", "freshbooks_bill_vendors", "bill_vendor",
                         "bill_vendors/bill_vendors", "bill_vendor", "bill_vendors");
+    e->read_scope = "user:bill_vendors:read";
     e->id_path = "vendorid";
     e->supports_updated_min = false;
     e->updated_path = "updated_at";
@@ -628,6 +633,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("expense", "freshbooks_expenses", "expense", "expenses/expenses", "expense",
                         "expenses");
+    e->read_scope = "user:expenses:read";
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
     e->fields = FieldList()
@@ -652,6 +658,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("expense_category", "freshbooks_expense_categories", "category",
                         "expenses/categories", "category", "categories");
+    e->read_scope = "user:expenses:read";
     e->supports_updated_min = false;
     e->updated_path = "updated_at";
     e->updated_conversion = Conversion::kTimestampEastern;
@@ -667,6 +674,7 @@ const Registry* BuildRegistry() {
   {
     auto e =
         Accounting("client", "freshbooks_clients", "client", "users/clients", "client", "clients");
+    e->read_scope = "user:clients:read";
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
     e->fields = FieldList()
@@ -688,6 +696,7 @@ const Registry* BuildRegistry() {
   }
   {
     auto e = Accounting("item", "freshbooks_items", "item", "items/items", "item", "items");
+    e->read_scope = "user:billable_items:read";
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
     e->fields = FieldList()
@@ -704,6 +713,7 @@ const Registry* BuildRegistry() {
   }
   {
     auto e = Accounting("tax", "freshbooks_taxes", "tax", "taxes/taxes", "tax", "taxes");
+    e->read_scope = "user:taxes:read";
     e->supports_updated_min = false;
     e->supports_vis_state = false;  // taxes are hard-deleted
     e->updated_path = "updated";
@@ -719,6 +729,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("credit_note", "freshbooks_credit_notes", "credit_note",
                         "credit_notes/credit_notes", "credit_note", "credit_notes");
+    e->read_scope = "user:credit_notes:read";
     e->supports_updated_min = false;  // no last-modified field: updated_at is the fetch time
     e->fields = FieldList()
                     .Str("credit_number", "credit_number", "credit note number")
@@ -743,6 +754,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("estimate", "freshbooks_estimates", "estimate", "estimates/estimates",
                         "estimate", "estimates");
+    e->read_scope = "user:estimates:read";
     e->updated_path = "updated";
     e->updated_conversion = Conversion::kTimestampEastern;
     e->fields = FieldList()
@@ -767,6 +779,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("other_income", "freshbooks_other_income", "",
                         "other_incomes/other_incomes", "other_income", "other_income");
+    e->read_scope = "user:other_income:read";
     e->id_path = "incomeid";
     e->supports_updated_min = false;
     e->updated_path = "updated_at";
@@ -790,6 +803,7 @@ const Registry* BuildRegistry() {
     // updated_min or vis_state filters; ISO 8601 timestamps; uuid ids.
     auto e = std::make_unique<EntitySpec>();
     e->name = "ledger_account";
+    e->read_scope = "user:journal_entries:read";
     e->table = "freshbooks_accounts";
     e->event_object = "";
     e->scope = EntityScope::kBusinessUuid;
@@ -824,6 +838,7 @@ const Registry* BuildRegistry() {
   {
     auto e = Accounting("journal_entry_detail", "freshbooks_journal_entry_details", "",
                         "journal_entries/journal_entry_details", "", "journal_entry_details");
+    e->read_scope = "user:journal_entries:read";
     e->object_path = "";
     e->single_fetch = false;
     e->supports_updated_min = false;
@@ -852,6 +867,7 @@ const Registry* BuildRegistry() {
     auto e = Business("project", "freshbooks_projects", "project",
                       "/projects/business/{business_id}/projects",
                       "/projects/business/{business_id}/project/{id}", "project", "projects");
+    e->read_scope = "user:projects:read";
     e->updated_path = "updated_at";
     e->updated_conversion = Conversion::kTimestampIso;
     e->fields = FieldList()
@@ -879,6 +895,7 @@ const Registry* BuildRegistry() {
     auto e = Business("service", "freshbooks_services", "service",
                       "/comments/business/{business_id}/services",
                       "/comments/business/{business_id}/service/{id}", "service", "services");
+    e->read_scope = "user:projects:read";
     // No last-modified field: updated_at is the fetch time.
     e->fields = FieldList()
                     .Int("business_id", "business_id", "FreshBooks business id")
@@ -892,6 +909,7 @@ const Registry* BuildRegistry() {
                       "/timetracking/business/{business_id}/time_entries",
                       "/timetracking/business/{business_id}/time_entries/{id}", "time_entry",
                       "time_entries");
+    e->read_scope = "user:time_entries:read";
     // No last-modified field: updated_at is the fetch time.
     e->fields = FieldList()
                     .Int("identity_id", "identity_id", "FreshBooks identity who logged it")

@@ -101,6 +101,9 @@ struct EntitySpec {
   std::string table;         // "freshbooks_invoices"
   std::string event_object;  // webhook object name ("invoice"), "" when it has none
   EntityScope scope = EntityScope::kAccount;
+  // The OAuth scope that reads it (FRESHBOOKS.md §3), e.g. "user:invoices:read";
+  // "" for a child (read with its parent).
+  std::string read_scope;
   // Complete path templates below {api_url}, with the placeholders
   // {account_id}, {business_uuid}, {business_id} and (object_path only) {id}.
   // Use ListPath/ObjectPath to fill them. Examples:

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <set>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -16,6 +17,7 @@
 #include "tests/fakes/fake_freshbooks.h"
 #include "tests/support/freshbooks_oauth_test.h"
 #include "tests/support/test_util.h"
+#include "writer/freshbooks_entities.h"
 
 namespace mlc::writer {
 namespace {
@@ -110,6 +112,25 @@ TEST_F(FreshBooksConnectionsTest, AuthorizationRecordsTheIdentity) {
   auto secret = store_->GetSecret("freshbooks/acme/client_secret");
   ASSERT_TRUE(secret.ok());
   EXPECT_EQ(secret->value_or(""), fb_->options().client_secret);
+}
+
+TEST_F(FreshBooksConnectionsTest, AuthorizationAsksForEveryEntitysReadScope) {
+  Make(Conn());
+  auto r = conns_->StartAuthorization("acme");
+  ASSERT_TRUE(r.ok()) << r.status();
+  auto query = ParseWebhookForm(r->first.substr(r->first.find('?') + 1));  // a form, decoded
+  ASSERT_TRUE(query.ok()) << query.status();
+  std::string scope;
+  for (const auto& [k, v] : *query) {
+    if (k == "scope") scope = v;
+  }
+  const std::vector<std::string> asked = absl::StrSplit(scope, ' ');
+  const std::set<std::string> have(asked.begin(), asked.end());
+  EXPECT_EQ(have.size(), asked.size()) << scope;  // each once
+  EXPECT_EQ(have.count("user:profile:read"), 1u) << scope;
+  for (const EntitySpec* e : AllEntities()) {
+    EXPECT_EQ(have.count(e->read_scope), 1u) << e->name << ": " << scope;
+  }
 }
 
 TEST_F(FreshBooksConnectionsTest, StateIsSingleUseAndExpires) {
