@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/openssl_ptr.h"
 
 namespace mlc {
 namespace {
@@ -22,11 +23,6 @@ constexpr size_t kGcmTagBytes = 16;
 // The same, as EVP_CIPHER_CTX_ctrl wants them.
 constexpr int kGcmNonceInt = static_cast<int>(kGcmNonceBytes);
 constexpr int kGcmTagInt = static_cast<int>(kGcmTagBytes);
-
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }
-};
-using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
 
 const unsigned char* Bytes(std::string_view s) {
   return reinterpret_cast<const unsigned char*>(s.data());
@@ -129,7 +125,7 @@ absl::StatusOr<std::string> Aes256GcmSeal(std::string_view key, std::string_view
                                           std::string_view aad) {
   if (absl::Status s = CheckGcmArgs(key, plaintext, aad); !s.ok()) return s;
   const std::string nonce = RandomBytes(kGcmNonceBytes);
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr) return absl::ResourceExhaustedError("AES-256-GCM: out of memory");
   std::string out = nonce;
   out.resize(kGcmNonceBytes + plaintext.size() + kGcmTagBytes);
@@ -163,7 +159,7 @@ absl::StatusOr<std::string> Aes256GcmOpen(std::string_view key, std::string_view
       sealed.substr(kGcmNonceBytes, sealed.size() - kGcmNonceBytes - kGcmTagBytes);
   // EVP_CTRL_GCM_SET_TAG takes a non-const pointer.
   std::string tag(sealed.substr(sealed.size() - kGcmTagBytes));
-  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr) return absl::ResourceExhaustedError("AES-256-GCM: out of memory");
   // One spare byte so the output pointer is valid even for an empty plaintext.
   std::string out(ciphertext.size() + 1, '\0');

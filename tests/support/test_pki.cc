@@ -12,23 +12,11 @@
 #include <memory>
 #include <stdexcept>
 
+#include "common/openssl_ptr.h"
 #include "tests/support/test_util.h"
 
 namespace mlc::testing {
 namespace {
-
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct X509Deleter {
-  void operator()(X509* x) const { X509_free(x); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using X509Ptr = std::unique_ptr<X509, X509Deleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 
 [[noreturn]] void Fail(const std::string& what) {
   std::string detail;
