@@ -57,10 +57,6 @@ class AdminFlowTest : public ::testing::Test {
     return ctx;
   }
 
-  std::string StatusOf(const std::string& id) {
-    return s_.Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" + id + "'");
-  }
-
   std::map<std::string, int> Rows() {
     std::map<std::string, int> out;
     for (const auto& [id, n] : s_.EventRowCounts()) out[id] = n;
@@ -86,7 +82,7 @@ TEST_F(AdminFlowTest, DeadLettersAreListedReplayedAndWrittenExactlyOnce) {
   std::sort(ids.begin(), ids.end());
   ASSERT_TRUE(WaitFor([&] {
     return std::all_of(ids.begin(), ids.end(),
-                       [&](const std::string& id) { return StatusOf(id) == "dead"; });
+                       [&](const std::string& id) { return s_.DeliveryStatus(id) == "dead"; });
   })) << s_.WriterLog();
   EXPECT_TRUE(Rows().empty());
 
@@ -125,7 +121,7 @@ TEST_F(AdminFlowTest, DeadLettersAreListedReplayedAndWrittenExactlyOnce) {
   ASSERT_TRUE(stub_->Replay(Ctx().get(), replay, &dry).ok());
   EXPECT_EQ(dry.matched(), 3);
   EXPECT_EQ(dry.replayed(), 0);
-  for (const std::string& id : ids) EXPECT_EQ(StatusOf(id), "dead");
+  for (const std::string& id : ids) EXPECT_EQ(s_.DeliveryStatus(id), "dead");
 
   // The cause is fixed, then the dead letters are replayed.
   Exec(lakehouse, "DROP TRIGGER refuse_events");
@@ -141,7 +137,7 @@ TEST_F(AdminFlowTest, DeadLettersAreListedReplayedAndWrittenExactlyOnce) {
 
   ASSERT_TRUE(WaitFor([&] {
     return std::all_of(ids.begin(), ids.end(),
-                       [&](const std::string& id) { return StatusOf(id) == "written"; });
+                       [&](const std::string& id) { return s_.DeliveryStatus(id) == "written"; });
   })) << s_.WriterLog();
   std::map<std::string, int> rows = Rows();
   EXPECT_EQ(rows.size(), ids.size());
@@ -197,7 +193,7 @@ TEST_F(AdminFlowTest, MlcCommandsShowDeliveriesStatsAndTheCheck) {
   }
   ASSERT_TRUE(WaitFor([&] {
     return std::all_of(ids.begin(), ids.end(),
-                       [&](const std::string& id) { return StatusOf(id) == "written"; });
+                       [&](const std::string& id) { return s_.DeliveryStatus(id) == "written"; });
   })) << s_.WriterLog();
 
   std::string out;
@@ -229,7 +225,7 @@ TEST_F(AdminFlowTest, MlcCommandsShowDeliveriesStatsAndTheCheck) {
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << out;
   st = s_.RunCli({"replay", "--dry-run", ids[1]}, &out);
   EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
-  EXPECT_EQ(StatusOf(ids[1]), "written");
+  EXPECT_EQ(s_.DeliveryStatus(ids[1]), "written");
 }
 
 }  // namespace

@@ -93,10 +93,7 @@ TEST(DatabricksFlowTest, ATypeConflictDeadLettersWithAnActionableReason) {
   s.StartAll();
   Services::Answer a = s.Send(StandardEvent("bill.create", "5"));
   ASSERT_EQ(a.status, 202);
-  ASSERT_TRUE(WaitFor([&] {
-    return s.Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" +
-                                     a.delivery_id + "'") == "dead";
-  })) << s.WriterLog();
+  ASSERT_TRUE(WaitFor([&] { return s.DeliveryStatus(a.delivery_id) == "dead"; })) << s.WriterLog();
   const std::string reason = s.Query(
       "journal.db", "SELECT last_error FROM deliveries WHERE delivery_id='" + a.delivery_id + "'");
   EXPECT_TRUE(Contains(reason, "received_at")) << reason;

@@ -76,10 +76,8 @@ TEST_F(TlsFlowTest, SignedWebhookReachesTheTableOverMutualTls) {
   Services::Answer a = s.Send(StandardEvent("invoice.create", "4242"));
   ASSERT_EQ(a.status, 202) << a.body << s.IngressLog();
   ASSERT_FALSE(a.delivery_id.empty());
-  ASSERT_TRUE(WaitFor([&] {
-    return s.Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" +
-                                     a.delivery_id + "'") == "written";
-  })) << s.WriterLog();
+  ASSERT_TRUE(WaitFor([&] { return s.DeliveryStatus(a.delivery_id) == "written"; }))
+      << s.WriterLog();
   EXPECT_EQ(s.Query("lakehouse.db", "SELECT object_id FROM freshbooks_events WHERE delivery_id='" +
                                         a.delivery_id + "'"),
             "4242");

@@ -23,10 +23,8 @@ TEST(WebhookFlowTest, SignedWebhookBecomesOneEventRow) {
   ASSERT_EQ(a.status, 202) << a.body << s.IngressLog();
   ASSERT_FALSE(a.delivery_id.empty());
 
-  ASSERT_TRUE(WaitFor([&] {
-    return s.Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" +
-                                     a.delivery_id + "'") == "written";
-  })) << s.WriterLog();
+  ASSERT_TRUE(WaitFor([&] { return s.DeliveryStatus(a.delivery_id) == "written"; }))
+      << s.WriterLog();
   const std::string where = " FROM freshbooks_events WHERE delivery_id='" + a.delivery_id + "'";
   EXPECT_EQ(s.Query("lakehouse.db", "SELECT connection_id" + where), "acme");
   EXPECT_EQ(s.Query("lakehouse.db", "SELECT event_type" + where), "invoice.create");

@@ -283,6 +283,10 @@ std::string Services::Query(const std::string& db, const std::string& sql) const
   return rows[0][0];
 }
 
+std::string Services::DeliveryStatus(const std::string& id) const {
+  return Query("journal.db", "SELECT status FROM deliveries WHERE delivery_id='" + id + "'");
+}
+
 std::vector<std::vector<std::string>> Services::QueryRows(const std::string& db,
                                                           const std::string& sql) const {
   return RunQuery(data_dir_ + "/" + db, sql);

@@ -96,6 +96,9 @@ class Services {
   std::vector<std::pair<std::string, int>> EventRowCounts() const;
   // A single scalar query against a database in data_dir (e.g. "journal.db").
   std::string Query(const std::string& db, const std::string& sql) const;
+  // The journal's status of delivery `id` ("pending", "written", "dead", ...; ""
+  // when there is none).
+  std::string DeliveryStatus(const std::string& id) const;
   std::string WriterLog() const;
   std::string IngressLog() const;
   std::string HttpGet(int port, const std::string& path, int* status = nullptr) const;
